@@ -122,6 +122,8 @@ def lab_command(port: int | None = None, open_browser: bool = True) -> list[str]
         cmd += ["--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"]
     if not open_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI run as root
+        cmd.append("--allow-root")
     cmd.append(INTRO_NOTEBOOK)
     return cmd
 

@@ -14,12 +14,16 @@ from sklearn.model_selection import train_test_split
 
 from helpers import validation
 
-#: Units of the WDBC features in original units (the 10 cell-nucleus measurements;
-#: the "error" and "worst" variants share the unit of their "mean" feature).
+#: Units of the WDBC features in original units. The nuclei were measured on a digitized
+#: image of a fine-needle aspirate (Street, Wolberg & Mangasarian, 1993); the dataset's
+#: documentation gives no physical unit for lengths, so they are "image units" (not mm:
+#: a cell nucleus is micrometres across). "error" and "worst" features share the unit
+#: of their "mean" feature.
 WDBC_UNITS: dict[str, str] = {
-    "radius": "mm", "texture": "grey levels (std)", "perimeter": "mm", "area": "mm²",
-    "smoothness": "unitless", "compactness": "unitless", "concavity": "unitless",
-    "concave points": "unitless", "symmetry": "unitless", "fractal dimension": "unitless",
+    "radius": "image units", "texture": "grey levels (std)", "perimeter": "image units",
+    "area": "image units²", "smoothness": "unitless", "compactness": "unitless",
+    "concavity": "unitless", "concave points": "unitless", "symmetry": "unitless",
+    "fractal dimension": "unitless",
 }
 
 #: Columns of the diabetes table, in original units (Efron et al., 2004).
@@ -98,7 +102,8 @@ def load_wdbc(test_size: float = 0.25, seed: int = 0, standardize: bool = True) 
     Labels are recoded so that the clinically relevant class is positive:
     ``0 = benign``, ``1 = malignant`` (scikit-learn ships the opposite coding).
     With ``standardize`` the features have zero mean and unit variance on the training
-    split; :meth:`Split.to_original_units` maps back to millimetres etc.
+    split; :meth:`Split.to_original_units` maps back to the original units
+    (:data:`WDBC_UNITS`).
     """
     raw = _sk.load_breast_cancer()
     y = (1 - raw.target).astype(np.int64)

@@ -23,9 +23,9 @@ def test_wdbc_original_units_round_trip():
     split = data.load_wdbc()
     original = split.to_original_units(split.X_test)
     radius = original[:, split.feature_names.index("mean radius")]
-    assert 5 < radius.min() and radius.max() < 30  # millimetres
+    assert 5 < radius.min() and radius.max() < 30  # image units, as in the UCI data
     np.testing.assert_allclose(split.to_standardized(original), split.X_test, atol=1e-5)
-    assert data.wdbc_unit("worst radius") == "mm"
+    assert data.wdbc_unit("worst radius") == "image units"
     with pytest.raises(ValueError, match="feature_name"):
         data.wdbc_unit("height")
 
