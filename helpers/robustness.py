@@ -1,0 +1,428 @@
+"""Adversarial examples and adversarial training, on top of ``cleverhans.tf2``.
+
+Attacks (white-box, untargeted, with the *true* labels):
+
+* :func:`fgsm`  one signed-gradient step (Goodfellow et al., 2015);
+* :func:`pgd`   projected gradient descent with a random start (Madry et al., 2018);
+* :func:`robust_accuracy`  accuracy under attack for several budgets ``eps``, optionally
+  with random restarts (an example counts as robust only if it survives all of them);
+* :func:`adversarial_fit`  adversarial training (PGD or FGSM), or noise augmentation,
+  in a custom training step.
+
+All of them work for multi-class **logits** models and for **single-logit** binary
+models. cleverhans alone silently leaves a single-logit model unattacked: its loss is a
+softmax cross-entropy over the model's outputs, and with one output the softmax is the
+constant 1 (zero gradient), while its default label, the argmax over one logit, is
+always 0. Here a single logit ``z`` is presented to cleverhans as the two logits
+``[0, z]``, whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``: the softmax cross-entropy
+becomes exactly the binary cross-entropy, and the true labels are always passed.
+
+A model that ends in a softmax (probabilities instead of logits) is attacked through a
+softmax of a softmax, a squashed loss whose values and margins mean nothing (sign-based
+attacks may still work, by luck, so nothing looks wrong): when it can be detected (a softmax/sigmoid last layer, or
+outputs that are non-negative rows summing to 1) the functions raise ``ValueError``.
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from helpers import validation
+
+#: Attacks accepted by :func:`robust_accuracy` and :func:`adversarial_fit`.
+ATTACKS = ("pgd", "fgsm")
+TRAINING_MODES = ("pgd", "fgsm", "noise", "none")
+
+_LOGITS_FNS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
+
+
+# --------------------------------------------------------------------------- validation
+
+def _norm(norm: Any, allowed: Sequence[float]) -> float:
+    try:
+        value = float(norm)
+    except (TypeError, ValueError):
+        value = None
+    if value not in allowed:
+        names = ", ".join("np.inf" if a == np.inf else str(int(a)) for a in allowed)
+        raise ValueError(f"norm must be one of {names}, got {norm!r}")
+    return value
+
+
+def _inputs(x: Any) -> np.ndarray:
+    x = validation.finite_array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must be a batch of examples with shape (n, ...), got shape {x.shape}")
+    return x.astype(np.float32)
+
+
+def _labels(y: Any, n: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must hold integer class labels (dtype int), got dtype {y.dtype}; "
+                         f"for one-hot labels pass y.argmax(axis=1)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must have shape (n,) or (n, 1) with one class label per example, got shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"y must have one label per row of x ({n}), got {len(y)}")
+    if y.min() < 0:
+        raise ValueError(f"y must hold class labels >= 0, got {y.min()}")
+    return y.astype(np.int64)
+
+
+def _clip_range(clip_min: Any, clip_max: Any, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Clip bounds as float32 arrays broadcastable to one example (``None`` if unbounded)."""
+    if clip_min is None and clip_max is None:
+        return None, None
+    lo = np.full(x.shape[1:], -np.inf) if clip_min is None else np.asarray(clip_min, dtype=float)
+    hi = np.full(x.shape[1:], np.inf) if clip_max is None else np.asarray(clip_max, dtype=float)
+    for name, value in (("clip_min", lo), ("clip_max", hi)):
+        if np.isnan(value).any():
+            raise ValueError(f"{name} must be a number or an array of numbers, got NaN")
+        try:
+            np.broadcast_to(value, x.shape[1:])
+        except ValueError:
+            raise ValueError(f"{name} must be a number or broadcast to one example of shape {x.shape[1:]}, "
+                             f"got shape {value.shape}") from None
+    if not np.all(lo < hi):
+        raise ValueError(f"clip_min must be < clip_max, got clip_min={clip_min!r}, clip_max={clip_max!r}")
+    tol = 1e-5
+    if np.any(x < lo - tol) or np.any(x > hi + tol):
+        raise ValueError(f"x must lie inside [clip_min, clip_max] before the attack, got values in "
+                         f"[{x.min():.4g}, {x.max():.4g}]")
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _is_keras(model: Any) -> bool:
+    import tensorflow as tf
+    return isinstance(model, tf.keras.Model)
+
+
+def _last_activation(model: Any) -> str | None:
+    """Name of the activation a Keras model applies last (``None`` if unknown or linear)."""
+    if not _is_keras(model) or not getattr(model, "layers", None):
+        return None
+    layer = model.layers[-1]
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return name if name in ("softmax", "sigmoid") else None
+
+
+def check_model(model: Any, x: np.ndarray) -> int:
+    """Check that ``model`` returns logits ``(n, k)`` on ``x``; return ``k``.
+
+    Raises ``ValueError`` naming ``model`` when the model returns probabilities: a
+    softmax/sigmoid last layer, or ``k >= 2`` outputs that are non-negative and sum to 1
+    in every row (as a softmax does, and logits practically never do).
+    """
+    if not callable(model):
+        raise ValueError(f"model must be a callable that returns logits, got {type(model).__name__}")
+    activation = _last_activation(model)
+    if activation is not None:
+        raise ValueError(f"model must return logits, but its last layer applies {activation}: remove the "
+                         f"activation (the attack needs the raw scores; use from_logits=True in the loss)")
+    sample = np.asarray(_call(model, np.asarray(x[:256], dtype=np.float32)))
+    if sample.ndim != 2:
+        raise ValueError(f"model must return logits of shape (n, num_outputs), got shape {sample.shape}")
+    if sample.shape[1] >= 2 and np.all(sample >= 0) and np.allclose(sample.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError("model must return logits, but its outputs are non-negative and every row sums to 1 "
+                         "(probabilities, e.g. a softmax layer): the attack's softmax cross-entropy would "
+                         "apply a second softmax, a squashed loss whose values and margins mean nothing. "
+                         "Remove the softmax.")
+    return int(sample.shape[1])
+
+
+def _call(model: Any, x):
+    return model(x, training=False) if _is_keras(model) else model(x)
+
+
+def logits_fn(model: Any) -> Callable:
+    """The function cleverhans attacks: ``x -> logits`` with at least two columns.
+
+    A single-logit binary model ``z`` becomes ``[0, z]``: its softmax is
+    ``[1 - sigmoid(z), sigmoid(z)]``, so softmax cross-entropy equals binary cross-entropy
+    and the argmax is the predicted class. The same function object is returned for the
+    same model, so TensorFlow traces the gradient computation only once per model.
+    """
+    try:
+        return _LOGITS_FNS[model]
+    except (KeyError, TypeError):
+        pass
+    import tensorflow as tf
+
+    def fn(x):
+        z = _call(model, x)
+        if z.shape[-1] == 1:
+            z = tf.concat([tf.zeros_like(z), z], axis=-1)
+        return z
+
+    try:
+        _LOGITS_FNS[model] = fn
+    except TypeError:  # not weak-referenceable: no cache
+        pass
+    return fn
+
+
+# --------------------------------------------------------------------------- attacks
+
+def _clip(adv, lo, hi):
+    import tensorflow as tf
+    return adv if lo is None else tf.clip_by_value(adv, lo, hi)
+
+
+def _random_start(shape: tuple[int, ...], eps: float, norm: float, rng: np.random.Generator) -> np.ndarray:
+    """A uniform random point of the ``norm`` ball of radius ``eps`` (one per example)."""
+    if norm == np.inf:
+        return rng.uniform(-eps, eps, size=shape).astype(np.float32)
+    d = int(np.prod(shape[1:]))
+    direction = rng.normal(size=(shape[0], d))
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+    radius = eps * rng.uniform(size=(shape[0], 1)) ** (1.0 / d)
+    return (direction * radius).reshape(shape).astype(np.float32)
+
+
+def _fgsm_tensor(fn, x, y, eps, norm, lo, hi):
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+    return fast_gradient_method(fn, x, eps, norm, clip_min=lo, clip_max=hi, y=y)
+
+
+def _pgd_tensor(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng):
+    """The PGD loop of ``cleverhans.tf2.attacks.projected_gradient_descent``, with a
+    seeded random start: FGM steps of size ``eps_iter``, each projected back onto the
+    ``eps`` ball around ``x`` and into the clip range."""
+    import tensorflow as tf
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+    from cleverhans.tf2.utils import clip_eta
+
+    adv = x
+    if rand_init:
+        adv = _clip(x + _random_start(tuple(x.shape), eps, norm, rng), lo, hi)
+    for _ in range(nb_iter):
+        adv = fast_gradient_method(fn, adv, eps_iter, norm, clip_min=lo, clip_max=hi, y=y)
+        adv = _clip(x + clip_eta(adv - x, norm, eps), lo, hi)
+    return tf.convert_to_tensor(adv)
+
+
+def _prepare(model, x, y, eps, norm, clip_min, clip_max, allowed_norms):
+    import tensorflow as tf
+
+    x = _inputs(x)
+    eps = validation.non_negative("eps", eps)
+    norm = _norm(norm, allowed_norms)
+    y = _labels(y, len(x))
+    lo, hi = _clip_range(clip_min, clip_max, x)
+    k = check_model(model, x)
+    if y is not None and y.max() >= max(k, 2):
+        raise ValueError(f"y must hold class labels < {max(k, 2)} (the model has {k} output(s)), got {y.max()}")
+    fn = logits_fn(model)
+    x_t = tf.constant(x)
+    y_t = tf.argmax(fn(x_t), axis=1) if y is None else tf.constant(y)
+    return fn, x, x_t, y_t, eps, norm, lo, hi
+
+
+def fgsm(model: Any, x: Any, y: Any, eps: float, norm: float = np.inf,
+         clip_min: Any = None, clip_max: Any = None) -> np.ndarray:
+    """Fast gradient (sign) method: one step of size ``eps`` that increases the loss.
+
+    Parameters
+    ----------
+    model:
+        A Keras model or callable returning logits ``(n, k)``; ``k = 1`` is a single-logit
+        binary model (attacked through the logits ``[0, z]``).
+    x:
+        Inputs ``(n, ...)``, inside ``[clip_min, clip_max]``.
+    y:
+        True integer labels ``(n,)`` or ``(n, 1)``; ``None`` uses the model's predictions.
+    eps:
+        Budget ``>= 0``: the perturbation's ``norm`` is at most ``eps``.
+    norm:
+        ``np.inf`` (sign of the gradient), ``1`` or ``2``.
+    clip_min, clip_max:
+        Valid input range (numbers, or arrays broadcastable to one example).
+
+    Returns the adversarial inputs as a float32 array shaped like ``x``.
+    """
+    fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 1.0, 2.0))
+    if eps == 0:
+        return x.copy()
+    return np.asarray(_fgsm_tensor(fn, x_t, y_t, eps, norm, lo, hi))
+
+
+def default_step_size(eps: float, nb_iter: int) -> float:
+    """Madry et al.'s rule of thumb: ``2.5 * eps / nb_iter`` (at most ``eps``), so that
+    the steps can cross the whole ball and come back."""
+    return min(float(eps), 2.5 * float(eps) / int(nb_iter))
+
+
+def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, nb_iter: int = 40,
+        norm: float = np.inf, clip_min: Any = None, clip_max: Any = None, rand_init: bool = True,
+        seed: Any = None) -> np.ndarray:
+    """Projected gradient descent (Madry et al., 2018), on cleverhans' FGM steps.
+
+    Starts from a uniform random point of the ``eps`` ball (``rand_init``), then takes
+    ``nb_iter`` steps of size ``eps_iter`` (default :func:`default_step_size`), projecting
+    back onto the ball and the clip range after each step. ``norm`` is ``np.inf`` or ``2``;
+    ``seed`` (an int or a numpy Generator) fixes the random start. Other arguments as in
+    :func:`fgsm`. Returns float32 adversarial inputs shaped like ``x``.
+    """
+    fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 2.0))
+    nb_iter = validation.positive_int("nb_iter", nb_iter)
+    rng = validation.rng_from(seed)
+    if eps_iter is None:
+        eps_iter = default_step_size(eps, nb_iter)
+    else:
+        eps_iter = validation.non_negative("eps_iter", eps_iter)
+        if eps_iter > eps:
+            raise ValueError(f"eps_iter must be <= eps ({eps}), got {eps_iter}")
+        if eps > 0 and eps_iter == 0:
+            raise ValueError(f"eps_iter must be > 0 when eps > 0, got {eps_iter}")
+    if eps == 0:
+        return x.copy()
+    return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng))
+
+
+def _predict(fn, x, batch_size: int = 2048) -> np.ndarray:
+    return np.concatenate([np.argmax(np.asarray(fn(x[i:i + batch_size])), axis=1)
+                           for i in range(0, len(x), batch_size)])
+
+
+def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | Callable = "pgd",
+                    **kwargs: Any) -> np.ndarray:
+    """Accuracy under ``attack`` for each budget in ``eps_values`` (a float array).
+
+    ``attack`` is ``"pgd"``, ``"fgsm"`` or a callable ``attack(model, x, y, eps, **kwargs)``
+    returning adversarial inputs. ``kwargs`` go to the attack (``nb_iter``, ``norm``,
+    ``clip_min``, ``clip_max``, ``seed``, ...), except ``restarts`` (default 1): the attack
+    is repeated that many times (PGD from different random starts, seeded from ``seed``). An example counts as robust only if it is
+    classified correctly on the clean input *and* after every attempt, so ``eps = 0``
+    gives the clean accuracy and more restarts can only lower the result.
+    """
+    x = _inputs(x)
+    y = _labels(y, len(x))
+    if y is None:
+        raise ValueError("y must hold the true labels (robust accuracy compares predictions with them)")
+    eps_values = validation.finite_array("eps_values", eps_values)
+    if eps_values.ndim > 1:
+        raise ValueError(f"eps_values must be a number or a 1-D array of budgets, got shape {eps_values.shape}")
+    eps_values = np.atleast_1d(eps_values)
+    if np.any(eps_values < 0):
+        raise ValueError(f"eps_values must all be >= 0, got {eps_values.min()}")
+    restarts = validation.positive_int("restarts", kwargs.pop("restarts", 1))
+    if isinstance(attack, str):
+        if attack not in ATTACKS:
+            raise ValueError(f"attack must be one of {ATTACKS} or a callable, got {attack!r}")
+        attack_fn = {"pgd": pgd, "fgsm": fgsm}[attack]
+    elif callable(attack):
+        attack_fn = attack
+    else:
+        raise ValueError(f"attack must be one of {ATTACKS} or a callable, got {attack!r}")
+    seeded = attack_fn is pgd or "seed" in kwargs
+    rng = validation.rng_from(kwargs.pop("seed", None))
+    check_model(model, x)
+    fn = logits_fn(model)
+    clean_ok = _predict(fn, x) == y
+    result = []
+    for eps in eps_values:
+        ok = clean_ok.copy()
+        if eps > 0:
+            for _ in range(restarts):
+                if not ok.any():
+                    break
+                # The whole batch every time: a fixed shape keeps TensorFlow from re-tracing.
+                extra = {"seed": rng} if seeded else {}
+                adv = attack_fn(model, x, y, float(eps), **kwargs, **extra)
+                ok &= _predict(fn, np.asarray(adv, dtype=np.float32)) == y
+        result.append(float(ok.mean()))
+    return np.asarray(result)
+
+
+# --------------------------------------------------------------------------- training
+
+def adversarial_fit(model: Any, X: Any, y: Any, eps: float, *, attack: str = "pgd", num_epochs: int = 10,
+                    batch_size: int = 64, nb_iter: int = 7, eps_iter: float | None = None,
+                    norm: float = np.inf, clip_min: Any = None, clip_max: Any = None,
+                    adv_weight: float = 1.0, learning_rate: float = 1e-3, seed: Any = 0) -> dict[str, Any]:
+    """Train ``model`` (in place) on adversarial examples crafted against its current weights.
+
+    Each step replaces the batch by its attacked version (``attack="pgd"``: Madry et al.;
+    ``"fgsm"``: Goodfellow et al.), by uniform noise in the ``eps`` ball (``"noise"``: data
+    augmentation, no gradient), or keeps it (``"none"``: standard training), and minimises
+    ``(1 - adv_weight) * loss(clean) + adv_weight * loss(perturbed)`` with Adam.
+    The loss is the from-logits cross-entropy matching the model's outputs (single-logit
+    binary or multi-class). Returns ``{"loss": [per-epoch mean loss], "seconds": float}``.
+    """
+    import tensorflow as tf
+
+    from helpers.models import loss_for
+
+    if attack not in TRAINING_MODES:
+        raise ValueError(f"attack must be one of {TRAINING_MODES}, got {attack!r}")
+    X = _inputs(X)
+    y = _labels(y, len(X))
+    if y is None:
+        raise ValueError("y must hold the training labels")
+    eps = validation.non_negative("eps", eps)
+    num_epochs = validation.positive_int("num_epochs", num_epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    nb_iter = validation.positive_int("nb_iter", nb_iter)
+    norm = _norm(norm, (np.inf, 2.0))
+    adv_weight = validation.non_negative("adv_weight", adv_weight)
+    if adv_weight > 1:
+        raise ValueError(f"adv_weight must be in [0, 1], got {adv_weight}")
+    learning_rate = validation.positive("learning_rate", learning_rate)
+    if eps_iter is None:
+        eps_iter = default_step_size(eps, nb_iter)
+    elif not 0 < validation.positive("eps_iter", eps_iter) <= max(eps, 1e-12):
+        raise ValueError(f"eps_iter must be in (0, eps={eps}], got {eps_iter}")
+    lo, hi = _clip_range(clip_min, clip_max, X)
+    k = check_model(model, X)
+    if y.max() >= max(k, 2):
+        raise ValueError(f"y must hold class labels < {max(k, 2)} (the model has {k} output(s)), got {y.max()}")
+    rng = validation.rng_from(seed)
+    fn = logits_fn(model)
+    loss_fn = loss_for(k)
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
+    label_shape = (None, 1) if k == 1 else (None,)
+    spec = [tf.TensorSpec((None,) + X.shape[1:], tf.float32), tf.TensorSpec((None,) + X.shape[1:], tf.float32),
+            tf.TensorSpec(label_shape, tf.float32 if k == 1 else tf.int64)]
+
+    @tf.function(input_signature=spec)
+    def train_step(x_clean, x_pert, labels):
+        with tf.GradientTape() as tape:
+            loss = adv_weight * loss_fn(labels, model(x_pert, training=True))
+            if adv_weight < 1:
+                loss += (1 - adv_weight) * loss_fn(labels, model(x_clean, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    history: list[float] = []
+    start = time.perf_counter()
+    for _ in range(num_epochs):
+        order = rng.permutation(len(X))
+        losses = []
+        for i in range(0, len(X), batch_size):
+            idx = order[i:i + batch_size]
+            xb = tf.constant(X[idx])
+            yb = tf.constant(y[idx])
+            if attack == "none" or eps == 0:
+                xp = xb
+            elif attack == "noise":
+                xp = _clip(xb + _random_start(tuple(xb.shape), eps, norm, rng), lo, hi)
+            elif attack == "fgsm":
+                xp = _fgsm_tensor(fn, xb, yb, eps, norm, lo, hi)
+            else:
+                xp = _pgd_tensor(fn, xb, yb, eps, eps_iter, nb_iter, norm, lo, hi, True, rng)
+            labels = tf.cast(tf.reshape(yb, (-1, 1)), tf.float32) if k == 1 else yb
+            losses.append(float(train_step(xb, tf.cast(xp, tf.float32), labels)))
+        history.append(float(np.mean(losses)))
+    return {"loss": history, "seconds": time.perf_counter() - start}

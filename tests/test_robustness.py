@@ -1,0 +1,217 @@
+"""helpers.robustness: attacks stay in budget, measure what they claim, and attack
+single-logit binary models too; adversarial training helps on a small fixture."""
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from helpers import data, models, robustness as R  # noqa: E402
+
+CLIP = {"clip_min": 0.0, "clip_max": 1.0}
+
+
+def _fit(model, X, y, epochs, lr=1e-2):
+    model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss=models.loss_for(model.output_shape[-1]))
+    model.fit(X, y, epochs=epochs, batch_size=64, verbose=0, shuffle=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    tf.keras.utils.set_random_seed(0)
+    return data.load_digits(flatten=True)
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits):
+    return _fit(models.mlp(64, 10, hidden=(32,), seed=0), digits.X_train, digits.y_train, epochs=15)
+
+
+@pytest.fixture(scope="module")
+def wdbc():
+    return data.load_wdbc()
+
+
+@pytest.fixture(scope="module")
+def wdbc_single(wdbc):
+    return _fit(models.mlp(30, 1, hidden=(16,), seed=0), wdbc.X_train, wdbc.y_train, epochs=30)
+
+
+@pytest.fixture(scope="module")
+def wdbc_two(wdbc):
+    return _fit(models.mlp(30, 2, hidden=(16,), seed=0), wdbc.X_train, wdbc.y_train, epochs=30)
+
+
+def _dist(adv, x, norm):
+    d = (adv - x).reshape(len(x), -1)
+    return np.abs(d).max(axis=1) if norm == np.inf else np.linalg.norm(d, ord=norm, axis=1)
+
+
+@pytest.mark.parametrize("attack,norm,eps", [("fgsm", np.inf, 0.1), ("fgsm", 2, 0.8), ("fgsm", 1, 2.0),
+                                             ("pgd", np.inf, 0.1), ("pgd", 2, 0.8)])
+def test_attacks_stay_within_budget_and_clip_range(digits, digits_model, attack, norm, eps):
+    x, y = digits.X_test[:100], digits.y_test[:100]
+    kwargs = {"seed": 0, "nb_iter": 10} if attack == "pgd" else {}
+    adv = getattr(R, attack)(digits_model, x, y, eps, norm=norm, **CLIP, **kwargs)
+    assert adv.shape == x.shape and adv.dtype == np.float32
+    assert _dist(adv, x, norm).max() <= eps * (1 + 1e-5) + 1e-6
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    assert _dist(adv, x, norm).mean() > 0.2 * eps, "the attack should actually move the inputs"
+
+
+def test_per_feature_clip_bounds_are_respected(wdbc, wdbc_single):
+    x, y = wdbc.X_test[:50], wdbc.y_test[:50]
+    lo = wdbc.to_standardized(np.zeros((1, 30)))[0]  # physical lower bound: no negative sizes
+    adv = R.pgd(wdbc_single, x, y, 2.0, nb_iter=10, clip_min=lo, clip_max=np.inf, seed=0)
+    assert np.all(adv >= lo - 1e-6) and np.abs(adv - x).max() <= 2.0 + 1e-5
+
+
+def test_eps_zero_gives_clean_accuracy(digits, digits_model):
+    x, y = digits.X_test[:200], digits.y_test[:200]
+    clean = models.accuracy(digits_model, x, y)
+    for attack in ("pgd", "fgsm"):
+        acc = R.robust_accuracy(digits_model, x, y, [0.0], attack=attack, **CLIP)
+        assert acc[0] == pytest.approx(clean)
+    np.testing.assert_array_equal(R.pgd(digits_model, x, y, 0.0, **CLIP), x)
+
+
+def test_pgd_accuracy_is_non_increasing_in_eps_and_beats_fgsm(digits, digits_model):
+    x, y = digits.X_test[:200], digits.y_test[:200]
+    eps = [0.0, 0.02, 0.05, 0.1, 0.15, 0.25]
+    acc_pgd = R.robust_accuracy(digits_model, x, y, eps, nb_iter=20, seed=0, **CLIP)
+    acc_fgsm = R.robust_accuracy(digits_model, x, y, eps, attack="fgsm", **CLIP)
+    assert np.all(np.diff(acc_pgd) <= 0.02), acc_pgd
+    assert acc_pgd[-1] <= 0.05, "an undefended model falls to ~0 at large eps"
+    assert np.all(acc_pgd <= acc_fgsm + 0.02), (acc_pgd, acc_fgsm)
+
+
+def test_restarts_never_increase_accuracy_and_seed_is_reproducible(digits, digits_model):
+    x, y = digits.X_test[:200], digits.y_test[:200]
+    one = R.robust_accuracy(digits_model, x, y, [0.08], nb_iter=10, seed=1, **CLIP)
+    three = R.robust_accuracy(digits_model, x, y, [0.08], nb_iter=10, seed=1, restarts=3, **CLIP)
+    assert three[0] <= one[0]
+    a = R.pgd(digits_model, x, y, 0.1, nb_iter=5, seed=3, **CLIP)
+    b = R.pgd(digits_model, x, y, 0.1, nb_iter=5, seed=3, **CLIP)
+    c = R.pgd(digits_model, x, y, 0.1, nb_iter=5, seed=4, **CLIP)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_raw_cleverhans_leaves_single_logit_model_unattacked(wdbc, wdbc_single):
+    # Documents the silent failure the helpers fix: default label argmax = 0, and the
+    # softmax of one logit is constant, so the gradient is exactly zero.
+    from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+    x = wdbc.X_test
+    adv = np.asarray(fast_gradient_method(wdbc_single, x, 1.0, np.inf))
+    np.testing.assert_array_equal(adv, x)
+
+
+@pytest.mark.parametrize("fixture", ["wdbc_single", "wdbc_two"])
+def test_binary_models_are_really_attacked(wdbc, fixture, request):
+    model = request.getfixturevalue(fixture)
+    x, y = wdbc.X_test, wdbc.y_test
+    clean = models.accuracy(model, x, y)
+    assert clean > 0.9
+    acc = R.robust_accuracy(model, x, y, [0.0, 0.25, 0.5, 1.0], nb_iter=20, seed=0)
+    assert acc[0] == pytest.approx(clean)
+    assert acc[2] < clean - 0.2, acc
+    assert acc[3] < 0.3, acc
+    adv = R.fgsm(model, x, y, 0.5)
+    assert models.accuracy(model, adv, y) < clean - 0.1
+    # Without labels the attack uses the model's own predictions (argmax of [0, z]).
+    adv_pred = R.fgsm(model, x, None, 0.5)
+    assert models.accuracy(model, adv_pred, y) < clean - 0.1
+
+
+def test_single_logit_wrapper_gives_binary_cross_entropy():
+    model = models.mlp(3, 1, hidden=(4,), seed=0)
+    x = tf.constant(np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32))
+    y = np.array([0, 1, 1, 0, 1, 0])
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=R.logits_fn(model)(x))
+    bce = tf.keras.losses.binary_crossentropy(y[:, None].astype(np.float32), model(x), from_logits=True)
+    np.testing.assert_allclose(ce.numpy(), bce.numpy(), rtol=1e-5, atol=1e-6)
+    assert R.logits_fn(model) is R.logits_fn(model), "cached: one trace per model"
+
+
+def test_probability_outputs_are_refused(digits, digits_model):
+    x, y = digits.X_test[:20], digits.y_test[:20]
+    softmax_layer = tf.keras.Sequential([digits_model, tf.keras.layers.Softmax()])
+    as_function = lambda inputs: tf.nn.softmax(digits_model(inputs))  # noqa: E731
+    dense_softmax = tf.keras.Sequential([tf.keras.Input((64,)), tf.keras.layers.Dense(10, activation="softmax")])
+    for model in (softmax_layer, as_function, dense_softmax):
+        for call in (lambda m: R.pgd(m, x, y, 0.1, nb_iter=2, seed=0),
+                     lambda m: R.fgsm(m, x, y, 0.1),
+                     lambda m: R.robust_accuracy(m, x, y, [0.1])):
+            with pytest.raises(ValueError, match="model must return logits"):
+                call(model)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"eps": -0.1}, "eps"),
+    ({"eps": float("nan")}, "eps"),
+    ({"eps_iter": 0.2}, "eps_iter"),
+    ({"nb_iter": 0}, "nb_iter"),
+    ({"norm": 3}, "norm"),
+    ({"norm": 1}, "norm"),
+    ({"clip_min": 1.0, "clip_max": 0.0}, "clip_min"),
+    ({"clip_min": 0.5, "clip_max": 1.0}, "x must lie inside"),
+    ({"y": np.zeros((20, 10), dtype=int)}, "y must have shape"),
+    ({"y": np.zeros(20, dtype=float)}, "dtype"),
+    ({"y": np.zeros(19, dtype=int)}, "one label per row"),
+    ({"y": np.full(20, 10)}, "labels < 10"),
+    ({"seed": -1}, "rng"),
+])
+def test_bad_arguments_raise_value_error_naming_them(digits, digits_model, kwargs, match):
+    args = {"x": digits.X_test[:20], "y": digits.y_test[:20], "eps": 0.1, "nb_iter": 3, "seed": 0, **CLIP}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        R.pgd(digits_model, **args)
+
+
+def test_bad_arguments_of_robust_accuracy_and_fgsm(digits, digits_model):
+    x, y = digits.X_test[:20], digits.y_test[:20]
+    with pytest.raises(ValueError, match="attack"):
+        R.robust_accuracy(digits_model, x, y, [0.1], attack="cw")
+    with pytest.raises(ValueError, match="eps_values"):
+        R.robust_accuracy(digits_model, x, y, [-0.1, 0.1])
+    with pytest.raises(ValueError, match="restarts"):
+        R.robust_accuracy(digits_model, x, y, [0.1], restarts=0)
+    with pytest.raises(ValueError, match="y must hold the true labels"):
+        R.robust_accuracy(digits_model, x, None, [0.1])
+    with pytest.raises(ValueError, match="norm"):
+        R.fgsm(digits_model, x, y, 0.1, norm="l2")
+    with pytest.raises(ValueError, match="x must"):
+        R.fgsm(digits_model, x[0], y[:1], 0.1)
+    with pytest.raises(ValueError, match="attack"):
+        R.adversarial_fit(digits_model, x, y, 0.1, attack="distillation")
+    with pytest.raises(ValueError, match="adv_weight"):
+        R.adversarial_fit(digits_model, x, y, 0.1, adv_weight=1.5)
+
+
+def test_custom_attack_callable(digits, digits_model):
+    x, y = digits.X_test[:50], digits.y_test[:50]
+    identity = lambda model, x, y, eps: x  # noqa: E731
+    acc = R.robust_accuracy(digits_model, x, y, [0.0, 0.3], attack=identity)
+    assert acc[0] == acc[1] == pytest.approx(models.accuracy(digits_model, x, y))
+
+
+def test_adversarial_training_improves_robust_accuracy(digits):
+    X, y = digits.X_train, digits.y_train
+    x_eval, y_eval = digits.X_test[:200], digits.y_test[:200]
+    eps = 0.1
+    robust = {}
+    for mode in ("none", "pgd"):
+        model = models.mlp(64, 10, hidden=(32,), seed=0)
+        history = R.adversarial_fit(model, X, y, eps, attack=mode, num_epochs=6, nb_iter=5,
+                                    learning_rate=1e-2, seed=0, **CLIP)
+        assert len(history["loss"]) == 6 and history["loss"][-1] < history["loss"][0]
+        robust[mode] = R.robust_accuracy(model, x_eval, y_eval, [eps], nb_iter=20, seed=0, **CLIP)[0]
+    assert robust["pgd"] > robust["none"] + 0.15, robust
+
+
+def test_adversarial_fit_on_single_logit_binary_model(wdbc):
+    model = models.mlp(30, 1, hidden=(16,), seed=0)
+    history = R.adversarial_fit(model, wdbc.X_train, wdbc.y_train, 0.3, attack="pgd", num_epochs=5,
+                                nb_iter=5, learning_rate=1e-2, seed=0)
+    assert history["loss"][-1] < history["loss"][0]
+    assert models.accuracy(model, wdbc.X_test, wdbc.y_test) > 0.85
