@@ -1,0 +1,164 @@
+"""Exercises of notebook 04 (medical case study): keys ``case_study.*``."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from helpers.exercises.core import Finding, exercise
+
+# --------------------------------------------------------------------------- operating point
+
+
+def _operating_point_reference(y_val, p_val, target):
+    """Largest threshold whose sensitivity on the validation patients is >= target."""
+    import math
+
+    import numpy as np
+
+    malignant = np.sort(np.asarray(p_val)[np.asarray(y_val) == 1])[::-1]  # highest first
+    needed = math.ceil(target * len(malignant) - 1e-9)                   # tumours we must catch
+    return float(malignant[max(needed, 1) - 1])                           # the needed-th highest score
+
+
+def _fixed_half(y_val, p_val, target):
+    return 0.5
+
+
+def _smallest_score(y_val, p_val, target):
+    return float(np.min(p_val))
+
+
+def _specificity_quantile(y_val, p_val, target):
+    benign = np.asarray(p_val)[np.asarray(y_val) == 0]
+    return float(np.quantile(benign, target))
+
+
+def _cases() -> list[tuple[np.ndarray, np.ndarray, float]]:
+    rng = np.random.default_rng(4)
+    cases = []
+    for n, target in ((60, 0.95), (200, 0.9), (41, 0.99), (25, 0.8)):
+        y = (rng.uniform(size=n) < 0.4).astype(int)
+        y[:2] = (0, 1)
+        p = 1 / (1 + np.exp(-(rng.normal(size=n) * 1.5 + 2.2 * (y - 0.5))))
+        cases.append((y, np.round(p, 4), target))
+    return cases
+
+
+def _sens_spec(y: np.ndarray, p: np.ndarray, t: float) -> tuple[float, float]:
+    called = p >= t
+    return float(np.mean(called[y == 1])), float(np.mean(~called[y == 0]))
+
+
+@exercise(
+    "case_study.operating_point", "choose the operating point for a required sensitivity",
+    hint="Call a patient malignant when P(malignant) >= threshold. Sort the malignant patients' scores "
+         "from high to low: to catch a fraction `target` of them you must go down to the "
+         "ceil(target * n_malignant)-th score, and no lower (every lower threshold costs specificity).",
+    reference=_operating_point_reference,
+    wrong_answers=[(_fixed_half, "does not reach"), (_smallest_score, "largest"),
+                   (_specificity_quantile, "does not reach")],
+)
+def _check_operating_point(answer: Any):
+    if not callable(answer):
+        yield Finding(False, "answer must be a function operating_point(y_val, p_val, target) returning a threshold")
+        return
+    for i, (y, p, target) in enumerate(_cases(), 1):
+        got = float(answer(y.copy(), p.copy(), target))
+        best = _operating_point_reference(y, p, target)
+        sens, spec = _sens_spec(y, p, got)
+        best_sens, best_spec = _sens_spec(y, p, best)
+        if sens < target:
+            yield Finding(False, f"case {i}: threshold {got:.4f} gives sensitivity {sens:.3f}, which does not reach "
+                                 f"the required {target:.2f}: {round((target - sens) * (y == 1).sum())} more "
+                                 f"malignant tumour(s) would be missed")
+        elif got < best - 1e-12:
+            yield Finding(False, f"case {i}: threshold {got:.4f} reaches sensitivity {sens:.3f} but is not the "
+                                 f"largest that does ({best:.4f}): specificity {spec:.3f} instead of "
+                                 f"{best_spec:.3f}, so more benign patients are sent to biopsy")
+        else:
+            yield Finding(True, f"case {i}: threshold {got:.4f} gives sensitivity {sens:.3f} >= {target:.2f} "
+                                f"with the best possible specificity {spec:.3f}")
+
+
+# --------------------------------------------------------------------------- deployment decision
+
+#: The requirements of exercise ``case_study.deployment``: name -> (column, minimum, maximum).
+REQUIREMENTS: dict[str, tuple[str, float, float]] = {
+    "sensitivity": ("sensitivity", 0.90, math.inf),
+    "privacy": ("epsilon", 0.0, 4.0),
+    "robustness": ("robust_accuracy", 0.70, 1.0),
+}
+
+#: A *hypothetical* scorecard of another hospital (illustrative numbers for the exercise).
+HOSPITAL_B: list[dict[str, Any]] = [
+    {"model": "baseline", "auc": 0.991, "sensitivity": 0.94, "epsilon": math.inf, "robust_accuracy": 0.62},
+    {"model": "DP ε=1", "auc": 0.930, "sensitivity": 0.81, "epsilon": 1.0, "robust_accuracy": 0.40},
+    {"model": "DP ε=4", "auc": 0.985, "sensitivity": 0.92, "epsilon": 4.0, "robust_accuracy": 0.55},
+    {"model": "adversarial", "auc": 0.990, "sensitivity": 0.93, "epsilon": math.inf, "robust_accuracy": 0.85},
+    {"model": "DP ε=4 + adversarial", "auc": 0.978, "sensitivity": 0.91, "epsilon": 4.0, "robust_accuracy": 0.78},
+    {"model": "DP ε=8 + adversarial", "auc": 0.986, "sensitivity": 0.93, "epsilon": 8.0, "robust_accuracy": 0.81},
+]
+
+
+def _failed(row: dict[str, Any]) -> list[str]:
+    return [name for name, (col, lo, hi) in REQUIREMENTS.items() if not lo <= row[col] <= hi]
+
+
+def _value(row: dict[str, Any], name: str) -> str:
+    col = REQUIREMENTS[name][0]
+    value = row[col]
+    return f"{col} = {'∞' if math.isinf(value) else format(value, 'g')}"
+
+
+def _deployment_reference() -> dict[str, str]:
+    return {"baseline": "privacy", "DP ε=1": "sensitivity", "DP ε=4": "robustness", "adversarial": "privacy",
+            "DP ε=4 + adversarial": "deploy", "DP ε=8 + adversarial": "privacy"}
+
+
+@exercise(
+    "case_study.deployment", "argue a deployment decision from a scorecard",
+    hint="Check every model against the three requirements in turn (sensitivity >= 0.90, ε <= 4, robust "
+         "accuracy >= 0.70). Exactly one model passes all three: 'deploy' it; for every other model name "
+         "one requirement it fails. The best-looking numbers do not matter if a requirement fails.",
+    reference=_deployment_reference(),
+    wrong_answers=[
+        ({**_deployment_reference(), "DP ε=8 + adversarial": "deploy", "DP ε=4 + adversarial": "robustness"},
+         "cannot be deployed"),
+        ({**_deployment_reference(), "DP ε=1": "privacy"}, "meets the privacy requirement"),
+        ("DP ε=4 + adversarial", "a dict"),
+    ],
+)
+def _check_deployment(answer: Any):
+    if not isinstance(answer, dict):
+        yield Finding(False, "answer must be a dict from every model name to 'deploy' or the requirement it "
+                             f"fails ({', '.join(REQUIREMENTS)})")
+        return
+    for row in HOSPITAL_B:
+        model, failed = row["model"], _failed(row)
+        given = answer.get(model)
+        if given is None or given is Ellipsis:
+            yield Finding(False, f"{model}: no answer yet")
+            continue
+        given = str(given).strip().lower()
+        if given == "deploy":
+            if failed:
+                yield Finding(False, f"{model} cannot be deployed: it fails the {failed[0]} requirement "
+                                     f"({_value(row, failed[0])})")
+            else:
+                yield Finding(True, f"{model} meets all three requirements "
+                                    f"({', '.join(_value(row, r) for r in REQUIREMENTS)})")
+        elif given not in REQUIREMENTS:
+            yield Finding(False, f"{model}: {answer[model]!r} is neither 'deploy' nor one of {tuple(REQUIREMENTS)}")
+        elif given in failed:
+            yield Finding(True, f"{model} is ruled out by {given} ({_value(row, given)})")
+        elif not failed:
+            yield Finding(False, f"{model} meets the {given} requirement ({_value(row, given)}), and every other "
+                                 f"one: it is the model to deploy")
+        else:
+            yield Finding(False, f"{model} meets the {given} requirement ({_value(row, given)}); "
+                                 f"it fails {failed[0]} ({_value(row, failed[0])})")
+    chosen = [m for m, v in answer.items() if str(v).strip().lower() == "deploy"]
+    if len(chosen) > 1:
+        yield Finding(False, f"deploy exactly one model, not {len(chosen)} ({', '.join(chosen)})")

@@ -1,0 +1,201 @@
+"""Clinical metrics of a binary classifier, with confidence intervals.
+
+Conventions: labels are 0/1 with **1 = the condition** (malignant); ``scores`` are any
+numbers that grow with the belief in class 1 (probabilities, logits); a patient is
+called positive when ``score >= threshold``.
+
+* :func:`roc_auc`, :func:`roc_curve`, :func:`tpr_at_fpr`: threshold-free ranking quality;
+* :func:`sensitivity_specificity` and :func:`threshold_for_sensitivity`: the clinical
+  *operating point* (a threshold chosen on validation data for a required sensitivity);
+* :func:`wilson_interval` (for proportions) and :func:`bootstrap_interval` (for any
+  statistic, resampling patients within each class) give confidence intervals;
+* :func:`clinical_metrics` reports everything at once as :class:`Estimate` objects.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from scipy import stats
+
+from helpers import validation
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval ``[low, high]``."""
+
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    @property
+    def width(self) -> float:
+        """``high - low``."""
+        return self.high - self.low
+
+
+def _labels_scores(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).reshape(-1)
+    if y.size == 0:
+        raise ValueError("y_true must not be empty")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("y_true must contain only 0 and 1 labels")
+    s = validation.finite_array("scores", scores).reshape(-1)
+    if s.shape != y.shape:
+        raise ValueError(f"scores must have one value per label ({y.size}), got {s.size}")
+    return y.astype(np.int64), s
+
+
+def _both_classes(y: np.ndarray) -> None:
+    if y.min() == y.max():
+        raise ValueError("y_true must contain both classes (0 and 1) for this metric")
+
+
+def _finite(name: str, value: Any) -> float:
+    number = validation.finite_array(name, value, ndim=0)
+    return float(number)
+
+
+def _confidence(confidence: Any) -> float:
+    return validation.fraction("confidence", confidence)
+
+
+def roc_auc(y_true: Any, scores: Any) -> float:
+    """Area under the ROC curve: the probability that a random positive scores higher
+    than a random negative (ties count one half; Mann-Whitney U statistic)."""
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    ranks = stats.rankdata(s)  # mid-ranks for ties
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def roc_curve(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``fpr, tpr, thresholds`` for every distinct threshold, from (0, 0) to (1, 1).
+
+    ``thresholds[0]`` is ``+inf`` (nobody positive); point ``i`` uses ``score >= thresholds[i]``.
+    """
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(s_sorted))[0], s.size - 1]
+    tps = np.cumsum(y_sorted)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    tpr = np.r_[0.0, tps / y.sum()]
+    fpr = np.r_[0.0, fps / (y.size - y.sum())]
+    return fpr, tpr, np.r_[np.inf, s_sorted[last_of_tie]]
+
+
+def tpr_at_fpr(y_true: Any, scores: Any, max_fpr: float = 0.01) -> float:
+    """The largest true-positive rate among thresholds whose false-positive rate is
+    ``<= max_fpr`` (the attack metric of Carlini et al., 2022, at low FPR)."""
+    max_fpr = validation.in_open_interval("max_fpr", max_fpr, 0.0, 1.0 + 1e-12)
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+def confusion(y_true: Any, y_pred: Any) -> dict[str, int]:
+    """Counts ``tp, fp, tn, fn`` of 0/1 predictions."""
+    y, p = _labels_scores(y_true, y_pred)
+    if not np.all((p == 0) | (p == 1)):
+        raise ValueError("y_pred must contain only 0 and 1 predictions")
+    return {"tp": int(np.sum((p == 1) & (y == 1))), "fp": int(np.sum((p == 1) & (y == 0))),
+            "tn": int(np.sum((p == 0) & (y == 0))), "fn": int(np.sum((p == 0) & (y == 1)))}
+
+
+def sensitivity_specificity(y_true: Any, scores: Any, threshold: float) -> tuple[float, float]:
+    """Sensitivity (true-positive rate) and specificity (true-negative rate) when
+    patients with ``score >= threshold`` are called positive."""
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    threshold = _finite("threshold", threshold)
+    c = confusion(y, (s >= threshold).astype(int))
+    return c["tp"] / (c["tp"] + c["fn"]), c["tn"] / (c["tn"] + c["fp"])
+
+
+def threshold_for_sensitivity(y_true: Any, scores: Any, target: float) -> float:
+    """The largest threshold whose sensitivity on ``(y_true, scores)`` is ``>= target``.
+
+    The largest such threshold calls the fewest patients positive, so it has the best
+    specificity among the thresholds that meet the requirement. Choose it on
+    *validation* data: the sensitivity on new patients is then an estimate (report
+    its confidence interval), not a guarantee.
+    """
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    target = validation.in_open_interval("target", target, 0.0, 1.0 + 1e-12)
+    positives = np.sort(s[y == 1])[::-1]
+    needed = math.ceil(target * positives.size - 1e-9)
+    return float(positives[max(needed, 1) - 1])
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / trials`` (Wilson, 1927).
+
+    Better than the textbook ``p ± z sqrt(p(1-p)/n)`` at small ``n`` and at proportions
+    near 0 or 1, which is exactly where clinical sensitivities live.
+    """
+    trials = validation.positive_int("trials", trials)
+    successes = validation.positive_int("successes", successes, minimum=0)
+    if successes > trials:
+        raise ValueError(f"successes must be <= trials ({trials}), got {successes}")
+    z = stats.norm.ppf(0.5 + _confidence(confidence) / 2)
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], y_true: Any, scores: Any,
+                       n_resamples: int = 1000, confidence: float = 0.95, rng: Any = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(y, scores)``.
+
+    Patients are resampled with replacement *within each class* (stratified), so every
+    resample has the original numbers of positives and negatives and statistics such as
+    the AUC are always defined.
+    """
+    y, s = _labels_scores(y_true, scores)
+    n_resamples = validation.positive_int("n_resamples", n_resamples, minimum=10)
+    alpha = 1 - _confidence(confidence)
+    gen = validation.rng_from(rng)
+    groups = [np.flatnonzero(y == label) for label in (0, 1) if np.any(y == label)]
+    values = np.empty(n_resamples)
+    for b in range(n_resamples):
+        idx = np.concatenate([g[gen.integers(0, g.size, g.size)] for g in groups])
+        values[b] = statistic(y[idx], s[idx])
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _proportion(successes: int, trials: int, confidence: float) -> Estimate:
+    return Estimate(successes / trials, *wilson_interval(successes, trials, confidence))
+
+
+def clinical_metrics(y_true: Any, scores: Any, threshold: float, confidence: float = 0.95,
+                     n_resamples: int = 1000, rng: Any = 0) -> dict[str, Estimate]:
+    """Accuracy, ROC AUC, sensitivity and specificity at ``threshold``, each with a
+    ``confidence`` interval: Wilson for the three proportions, stratified bootstrap
+    (``n_resamples``, seeded by ``rng``) for the AUC."""
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    threshold = _finite("threshold", threshold)
+    c = confusion(y, (s >= threshold).astype(int))
+    auc = roc_auc(y, s)
+    return {
+        "accuracy": _proportion(c["tp"] + c["tn"], y.size, confidence),
+        "auc": Estimate(auc, *bootstrap_interval(roc_auc, y, s, n_resamples, confidence, rng)),
+        "sensitivity": _proportion(c["tp"], c["tp"] + c["fn"], confidence),
+        "specificity": _proportion(c["tn"], c["tn"] + c["fp"], confidence),
+    }

@@ -1,0 +1,411 @@
+"""Audit a trained binary classifier on the four pillars, compare models, write a model card.
+
+:func:`audit` is the one call a learner needs to audit their own model::
+
+    row = audit(model, split, name="my model", X_val=X_val, y_val=y_val,
+                epsilon=3.0, delta=1e-4, train_seconds=2.5)
+
+It returns a flat ``dict`` (a tidy table row, :data:`COLUMNS` describes every key):
+
+* **clinical performance** on ``split.X_test``: accuracy, ROC AUC, sensitivity and
+  specificity at an operating point chosen on validation data for a required
+  sensitivity, each with a 95 % confidence interval (:mod:`helpers.metrics`);
+* **privacy**: the accountant's ε and δ (given by the caller: they belong to the
+  training algorithm, not to the model) and a membership-inference audit of the model
+  (:mod:`helpers.privacy_attacks`): training patients (``split.X_train``, the members)
+  against as many test patients (non-members), the stronger of the loss-threshold and
+  the learned attack, its AUC, TPR at 5 % FPR and the empirical lower bound on ε;
+* **robustness**: accuracy under L∞ PGD on test patients (:mod:`helpers.robustness`);
+* **transparency**: stability of LIME explanations over seeds (:mod:`helpers.explain`);
+* the training time, if given.
+
+:func:`format_table` prints rows as one table, :func:`plot_tradeoffs` draws them,
+:func:`decide` applies stated deployment requirements and :func:`model_card` writes the
+chosen model's card in Markdown, every number taken from the row.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from helpers import validation
+
+#: Every key of an :func:`audit` row, with its meaning.
+COLUMNS: dict[str, str] = {
+    "model": "name of the model",
+    "accuracy": "accuracy on the test patients at the operating point",
+    "accuracy_low": "95 % Wilson interval, lower end", "accuracy_high": "95 % Wilson interval, upper end",
+    "auc": "ROC AUC on the test patients (threshold-free)",
+    "auc_low": "95 % stratified-bootstrap interval, lower end", "auc_high": "upper end",
+    "sensitivity": "share of malignant test tumours called malignant at the operating point",
+    "sensitivity_low": "95 % Wilson interval, lower end", "sensitivity_high": "upper end",
+    "specificity": "share of benign test tumours called benign at the operating point",
+    "specificity_low": "95 % Wilson interval, lower end", "specificity_high": "upper end",
+    "threshold": "operating point: P(malignant) >= threshold is called malignant",
+    "target_sensitivity": "sensitivity the threshold was chosen for (on validation data), or nan",
+    "n_test": "number of test patients",
+    "epsilon": "accountant's ε of the training algorithm (inf: no formal guarantee)",
+    "delta": "δ of the guarantee (and of the empirical bound)",
+    "mia_attack": "the stronger membership attack (larger AUC)",
+    "mia_auc": "its ROC AUC, members vs non-members (0.5 = guessing)",
+    "mia_auc_low": "95 % bootstrap interval, lower end", "mia_auc_high": "upper end",
+    "mia_tpr_at_5pct_fpr": "its true-positive rate at a false-positive rate <= 5 %",
+    "empirical_epsilon": "95 %-confidence lower bound on ε from the stronger attack (max over both)",
+    "n_members": "members (= non-members) in the membership audit",
+    "robust_eps": "L∞ radius of the PGD attack, in the model's input units",
+    "robust_accuracy": "accuracy of the test subset under that attack (0 eps: clean)",
+    "attack_steps": "PGD steps", "attack_restarts": "PGD random restarts", "n_robust": "patients attacked",
+    "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
+    "n_explained": "patients explained", "lime_features": "k of the top-k feature sets compared",
+    "train_seconds": "training time in seconds (nan: not given)",
+}
+
+#: Columns of :func:`format_table` by default: (key, header, format).
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("model", "model", "s"), ("accuracy", "acc", ".3f"), ("auc", "AUC", ".3f"),
+    ("sensitivity", "sens", ".3f"), ("specificity", "spec", ".3f"), ("epsilon", "ε", "eps"),
+    ("mia_auc", "MIA AUC", ".3f"), ("empirical_epsilon", "emp. ε≥", ".2f"),
+    ("robust_accuracy", "robust acc", ".3f"), ("explanation_stability", "LIME stab.", ".2f"),
+    ("train_seconds", "train time", "time"),
+)
+
+
+def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.permutation(n)[:min(n, size)])
+
+
+def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | None = None,
+          y_val: np.ndarray | None = None, threshold: float | None = None, target_sensitivity: float = 0.95,
+          epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25, attack_steps: int = 20,
+          attack_restarts: int = 1, n_robust: int = 100, n_explained: int = 3,
+          explain_seeds: Sequence[int] = (0, 1, 2), lime_samples: int = 1000, num_features: int = 5,
+          n_members: int | None = None, train_seconds: float | None = None, n_resamples: int = 500,
+          seed: int = 0) -> dict[str, Any]:
+    """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
+
+    Parameters
+    ----------
+    model:
+        A trained Keras model with one logit (or two) for classes 0/1.
+    data:
+        A :class:`helpers.data.Split`: ``X_train, y_train`` **must be exactly the patients
+        the model was trained on** (they are the members of the membership audit);
+        ``X_test, y_test`` are new patients (test metrics, non-members, attacks, LIME).
+        LIME explains in original units when the split is standardized.
+    name:
+        Row label.
+    X_val, y_val:
+        Validation patients (neither trained on nor tested): the operating point is the
+        largest threshold with sensitivity ``>= target_sensitivity`` on them.
+    threshold:
+        A fixed operating point instead (P(class 1) >= threshold). Without ``threshold``
+        and validation data, 0.5 is used.
+    epsilon, delta:
+        The training algorithm's guarantee (``inf`` for none). ``delta`` is also the δ of
+        the empirical ε bound.
+    robust_eps, attack_steps, attack_restarts, n_robust:
+        L∞ PGD threat model (radius in input units, steps, restarts) and the number of
+        test patients attacked (a seeded subset).
+    n_explained, explain_seeds, lime_samples, num_features:
+        LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
+        seeds) for ``n_explained`` test patients, ``lime_samples`` samples each.
+    n_members:
+        Members (and as many non-members) in the membership audit; default as many as
+        the smaller of the two sets allows.
+    train_seconds:
+        Training time to report (``None``: reported as nan).
+    n_resamples:
+        Bootstrap resamples for the AUC interval.
+    seed:
+        Seeds every random choice (subsets, bootstrap, attacks).
+
+    Returns
+    -------
+    A flat ``dict`` with the keys of :data:`COLUMNS`.
+    """
+    from helpers import explain, metrics, privacy_attacks, robustness
+    from helpers.models import predict_proba
+
+    for attr in ("X_train", "y_train", "X_test", "y_test", "feature_names", "class_names"):
+        if not hasattr(data, attr):
+            raise ValueError(f"data must be a helpers.data.Split (it has no {attr!r})")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val must be given together")
+    epsilon = float(epsilon)
+    if not (epsilon > 0 or math.isinf(epsilon)) or math.isnan(epsilon):
+        raise ValueError(f"epsilon must be a number > 0 or inf, got {epsilon!r}")
+    delta = validation.fraction("delta", delta)
+    robust_eps = validation.non_negative("robust_eps", robust_eps)
+    attack_steps = validation.positive_int("attack_steps", attack_steps)
+    attack_restarts = validation.positive_int("attack_restarts", attack_restarts)
+    n_robust = validation.positive_int("n_robust", n_robust)
+    n_explained = validation.positive_int("n_explained", n_explained, minimum=0)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(seed)
+    X_test, y_test = np.asarray(data.X_test, np.float32), np.asarray(data.y_test).reshape(-1)
+    X_train, y_train = np.asarray(data.X_train, np.float32), np.asarray(data.y_train).reshape(-1)
+
+    # Clinical performance at an operating point chosen before looking at the test set.
+    if threshold is not None:
+        threshold, target = validation.fraction("threshold", threshold), math.nan
+    elif X_val is not None:
+        target = validation.in_open_interval("target_sensitivity", target_sensitivity, 0.0, 1.0 + 1e-12)
+        p_val = predict_proba(model, X_val)[:, 1]
+        threshold = metrics.threshold_for_sensitivity(y_val, p_val, target)
+    else:
+        threshold, target = 0.5, math.nan
+    p_test = predict_proba(model, X_test)[:, 1]
+    clinical = metrics.clinical_metrics(y_test, p_test, threshold, n_resamples=n_resamples, rng=seed)
+    row: dict[str, Any] = {"model": name}
+    for key, est in clinical.items():
+        row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
+    row.update(threshold=float(threshold), target_sensitivity=target, n_test=len(y_test),
+               epsilon=epsilon, delta=delta)
+
+    # Privacy: membership inference, members vs equally many non-members.
+    size = min(len(X_train), len(X_test)) if n_members is None else validation.positive_int("n_members", n_members)
+    size = min(size, len(X_train), len(X_test))
+    members, outsiders = _subset(len(X_train), size, rng), _subset(len(X_test), size, rng)
+    attacks = privacy_attacks.membership_audit(model, X_train[members], y_train[members], X_test[outsiders],
+                                               y_test[outsiders], delta=delta, low_fpr=0.05, seed=seed)
+    best = max(attacks.values(), key=lambda r: r.auc)
+    row.update(mia_attack=best.name, mia_auc=best.auc, mia_auc_low=best.auc_low, mia_auc_high=best.auc_high,
+               mia_tpr_at_5pct_fpr=best.tpr_at_low_fpr,
+               empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()), n_members=size)
+
+    # Robustness: L∞ PGD on a seeded subset of test patients.
+    idx = _subset(len(X_test), n_robust, rng)
+    robust = robustness.robust_accuracy(model, X_test[idx], y_test[idx], [robust_eps], attack="pgd",
+                                        nb_iter=attack_steps, restarts=attack_restarts, seed=seed)
+    row.update(robust_eps=robust_eps, robust_accuracy=float(robust[0]), attack_steps=attack_steps,
+               attack_restarts=attack_restarts, n_robust=len(idx))
+
+    # Transparency: are the LIME explanations of a few test patients stable over seeds?
+    split = data if getattr(data, "mean", None) is not None else None
+    stabilities = [explain.explanation_stability(model, X_train, X_test[i], data.feature_names, data.class_names,
+                                                 num_features=num_features, num_samples=lime_samples,
+                                                 seeds=tuple(explain_seeds), split=split)
+                   for i in range(min(n_explained, len(X_test)))]
+    row.update(explanation_stability=float(np.mean(stabilities)) if stabilities else math.nan,
+               n_explained=len(stabilities), lime_features=num_features,
+               train_seconds=math.nan if train_seconds is None else validation.non_negative("train_seconds",
+                                                                                            train_seconds))
+    return row
+
+
+# --------------------------------------------------------------------------- presenting rows
+
+def _cell(value: Any, fmt: str) -> str:
+    if fmt == "s":
+        return str(value)
+    value = float(value)
+    if fmt == "eps":
+        return "∞ (none)" if math.isinf(value) else f"{value:.1f}"
+    if fmt == "time":
+        return "n/a" if math.isnan(value) else f"{value:.1f} s"
+    return "n/a" if math.isnan(value) else format(value, fmt)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]] = TABLE_COLUMNS) -> str:
+    """The rows as a fixed-width text table (one line per model).
+
+    ``columns`` are ``(key, header, format)`` with format ``"s"``, a float format such as
+    ``".3f"``, ``"eps"`` (∞ for none) or ``"time"`` (``"<x> s"``). The last column is not
+    padded, so a varying last column (the training time) does not shift the others.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must contain at least one audit row")
+    for key, _, _ in columns:
+        for row in rows:
+            if key not in row:
+                raise ValueError(f"columns must be keys of every row; {key!r} is missing from {row.get('model')!r}")
+    cells = [[header for _, header, _ in columns]] + [[_cell(r[k], f) for k, _, f in columns] for r in rows]
+    widths = [max(len(line[j]) for line in cells) for j in range(len(columns))]
+    lines = []
+    for i, line in enumerate(cells):
+        parts = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:-1])] + [line[-1]]
+        lines.append("  ".join(parts))
+        if i == 0:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    return "\n".join(lines)
+
+
+def plot_tradeoffs(rows: Sequence[dict[str, Any]], ax: Any = None) -> Any:
+    """Two panels: clinical AUC (with its interval) against the privacy guarantee ε, and
+    clean against robust accuracy. One marker per model (models with the same ε are
+    spread slightly sideways); the legend sits right of the panels. Returns the two axes."""
+    import matplotlib.pyplot as plt
+
+    from helpers.env import COLORS
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must contain at least one audit row")
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(10.0, 3.4))
+    finite = [r["epsilon"] for r in rows if math.isfinite(r["epsilon"])]
+    inf_at = 2 * max(finite) if finite else 1.0
+    colors = [c for name, c in COLORS.items() if name != "yellow"]  # yellow markers are hard to see
+    markers = "osD^vP*X"
+    seen: dict[float, int] = {}
+    for i, r in enumerate(rows):
+        eps = r["epsilon"] if math.isfinite(r["epsilon"]) else inf_at
+        shift = seen.get(round(eps, 6), 0)
+        seen[round(eps, 6)] = shift + 1
+        style = dict(marker=markers[i % len(markers)], color=colors[i % len(colors)], linestyle="none",
+                     markersize=7, label=r["model"])
+        ax[0].errorbar(eps * 1.07 ** shift, r["auc"], yerr=[[r["auc"] - r["auc_low"]], [r["auc_high"] - r["auc"]]],
+                       capsize=3, **style)
+        ax[1].plot(r["robust_accuracy"], r["accuracy"], **style)
+    ax[0].set_xscale("log")
+    ticks = sorted(set(round(e, 6) for e in finite)) + [inf_at]
+    ax[0].set_xticks(ticks, [f"{t:.2g}" for t in ticks[:-1]] + ["∞"])
+    ax[0].minorticks_off()
+    ax[0].set(xlabel="accountant's ε (smaller = more private)", ylabel="test ROC AUC (95 % CI)",
+              title="Privacy vs diagnostic quality")
+    ax[1].set(xlabel=f"robust accuracy (L∞ PGD, radius {rows[0]['robust_eps']:g})", ylabel="clean accuracy",
+              title="Robustness vs accuracy")
+    ax[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return ax
+
+
+# --------------------------------------------------------------------------- deployment decision
+
+@dataclass(frozen=True)
+class Requirement:
+    """A deployment requirement on one column: ``minimum <= row[column] <= maximum``."""
+
+    column: str
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    why: str = ""
+
+    def met(self, row: dict[str, Any]) -> bool:
+        if self.column not in row:
+            raise ValueError(f"column must be a key of the audit rows, got {self.column!r}")
+        value = float(row[self.column])
+        return self.minimum <= value <= self.maximum
+
+    def describe(self) -> str:
+        if math.isfinite(self.minimum) and math.isfinite(self.maximum):
+            return f"{self.minimum:g} <= {self.column} <= {self.maximum:g}"
+        return f"{self.column} >= {self.minimum:g}" if math.isfinite(self.minimum) else f"{self.column} <= {self.maximum:g}"
+
+
+@dataclass
+class Decision:
+    """Which models meet every requirement, and the chosen one (best ``rank_by``)."""
+
+    chosen: str | None
+    rank_by: str
+    largest: bool = True
+    failures: dict[str, list[str]] = field(default_factory=dict)  # model -> failed requirement texts
+
+    def eligible(self) -> list[str]:
+        """Models that meet every requirement, in the order of the rows."""
+        return [m for m, failed in self.failures.items() if not failed]
+
+    def text(self) -> str:
+        """One line per model (what it fails) and the decision."""
+        lines = []
+        for model, failed in self.failures.items():
+            lines.append(f"{model}: " + ("meets every requirement" if not failed else "fails " + "; ".join(failed)))
+        best = "largest" if self.largest else "smallest"
+        lines.append(f"Deploy: {self.chosen} ({best} {self.rank_by} among the eligible models)" if self.chosen
+                     else "Deploy: none of the models meets every requirement")
+        return "\n".join(lines)
+
+
+def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], rank_by: str = "auc",
+           largest: bool = True) -> Decision:
+    """Check every row against ``requirements``; among the rows that meet all of them,
+    choose the one with the largest ``rank_by`` (``largest=False``: the smallest, e.g.
+    ``rank_by="epsilon"`` for the strongest privacy guarantee; ties: the first row).
+    Failed requirements are reported with the measured value, e.g.
+    ``"epsilon <= 8 (measured inf)"``."""
+    rows, requirements = list(rows), list(requirements)
+    if not rows:
+        raise ValueError("rows must contain at least one audit row")
+    if rank_by not in rows[0]:
+        raise ValueError(f"rank_by must be a key of the audit rows, got {rank_by!r}")
+    failures: dict[str, list[str]] = {}
+    for row in rows:
+        failures[row["model"]] = [f"{req.describe()} (measured {float(row[req.column]):.3g})"
+                                  for req in requirements if not req.met(row)]
+    eligible = [r for r in rows if not failures[r["model"]]]
+    sign = 1.0 if largest else -1.0
+    chosen = max(eligible, key=lambda r: sign * float(r[rank_by]))["model"] if eligible else None
+    return Decision(chosen, rank_by, bool(largest), failures)
+
+
+# --------------------------------------------------------------------------- model card
+
+def _ci(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.3f} (95 % CI {row[key + '_low']:.3f} to {row[key + '_high']:.3f})"
+
+
+def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations: Sequence[str],
+               out_of_scope: str = "", input_units: str = "standard deviations of the training data",
+               neighbours: str = "add or remove one patient's record",
+               training: str = "") -> str:
+    """A model card (Mitchell et al., 2019) in Markdown, every number read from ``row``
+    (an :func:`audit` row). The prose arguments describe what numbers cannot."""
+    missing = [k for k in COLUMNS if k not in row]
+    if missing:
+        raise ValueError(f"row must be an audit() row; it lacks {missing}")
+    if not intended_use or not data:
+        raise ValueError("intended_use and data must describe the model's use and its training data")
+    target = ("" if math.isnan(row["target_sensitivity"])
+              else f", chosen on validation patients for a sensitivity of at least {row['target_sensitivity']:.2f}")
+    if math.isinf(row["epsilon"]):
+        guarantee = "**None.** The model was trained without differential privacy: no formal bound on what it reveals about a training patient."
+    else:
+        guarantee = (f"Trained with DP-SGD: **(ε = {row['epsilon']:.2f}, δ = {row['delta']:g})-differential privacy** "
+                     f"for neighbouring datasets that differ by one patient ({neighbours}), from the RDP accountant.")
+    lines = [
+        f"## Model card: {row['model']}",
+        "",
+        "**Intended use.** " + intended_use,
+    ]
+    if out_of_scope:
+        lines += ["", "**Out of scope.** " + out_of_scope]
+    lines += [
+        "",
+        "**Data.** " + data,
+    ]
+    if training:
+        lines += ["", "**Training.** " + training]
+    lines += [
+        "",
+        f"**Metrics** on {row['n_test']} held-out test patients, operating point P(malignant) ≥ {row['threshold']:.3f}{target}:",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy | {_ci(row, 'accuracy')} |",
+        f"| ROC AUC | {_ci(row, 'auc')} |",
+        f"| sensitivity (malignant found) | {_ci(row, 'sensitivity')} |",
+        f"| specificity (benign cleared) | {_ci(row, 'specificity')} |",
+        "",
+        "**Privacy guarantee.** " + guarantee
+        + f" Membership-inference audit ({row['n_members']} training vs {row['n_members']} test patients, "
+          f"{row['mia_attack']} attack): AUC {_ci(row, 'mia_auc')}, TPR {row['mia_tpr_at_5pct_fpr']:.3f} at 5 % FPR, "
+          f"empirical lower bound ε ≥ {row['empirical_epsilon']:.2f} (δ = {row['delta']:g}).",
+        "",
+        f"**Robustness.** Accuracy {row['robust_accuracy']:.3f} on {row['n_robust']} test patients under an L∞ PGD "
+        f"attack of radius {row['robust_eps']:g} ({input_units}), {row['attack_steps']} steps, "
+        f"{row['attack_restarts']} random start(s); the attacker knows the weights (white box).",
+        "",
+        f"**Explanations.** LIME explanations of {row['n_explained']} test patients have a mean top-{row['lime_features']} "
+        f"Jaccard stability of {row['explanation_stability']:.2f} across seeds (1 = identical feature sets).",
+        "",
+        "**Known limitations.**",
+        "",
+    ]
+    lines += [f"- {item}" for item in limitations]
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The audit returns every column in a sensible range; table, decision and model card
+are built from the computed numbers."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from helpers import scorecard
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    import tensorflow as tf
+
+    from helpers import data, models
+
+    tf.keras.utils.set_random_seed(0)
+    d = data.load_wdbc()
+    small = dataclasses.replace(d, X_train=d.X_train[:96], y_train=d.y_train[:96], X_test=d.X_test[:60],
+                                y_test=d.y_test[:60])
+    model = models.mlp(30, 1, hidden=(8,), seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02), loss=models.loss_for(1))
+    model.fit(small.X_train, small.y_train, epochs=20, batch_size=32, verbose=0)
+    val = (d.X_train[96:160], d.y_train[96:160])
+    return model, small, val
+
+
+@pytest.fixture(scope="module")
+def row(fixture):
+    model, small, (X_val, y_val) = fixture
+    return scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, epsilon=3.0, delta=1e-4,
+                           robust_eps=0.3, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
+                           lime_samples=300, train_seconds=1.5, n_resamples=100, seed=0)
+
+
+def test_audit_returns_every_column_in_range(row, fixture):
+    from helpers import metrics, models
+
+    model, small, (X_val, y_val) = fixture
+    assert set(row) == set(scorecard.COLUMNS)
+    for key in ("accuracy", "auc", "sensitivity", "specificity", "mia_auc"):
+        assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, key
+    assert row["accuracy"] > 0.85 and row["auc"] > 0.9  # WDBC is easy even for a tiny model
+    assert 0 <= row["mia_tpr_at_5pct_fpr"] <= 1 and row["empirical_epsilon"] >= 0
+    assert row["mia_attack"] in ("loss threshold", "learned")
+    assert 0 <= row["robust_accuracy"] <= row["accuracy"] + 0.1
+    assert 0 <= row["explanation_stability"] <= 1
+    assert row["n_members"] == 60 and row["n_test"] == 60 and row["n_robust"] == 30 and row["n_explained"] == 2
+    assert (row["epsilon"], row["delta"], row["train_seconds"], row["target_sensitivity"]) == (3.0, 1e-4, 1.5, 0.95)
+    # the operating point is the one chosen on the validation patients
+    p_val = models.predict_proba(model, X_val)[:, 1]
+    assert row["threshold"] == metrics.threshold_for_sensitivity(y_val, p_val, 0.95)
+    p_test = models.predict_proba(model, small.X_test)[:, 1]
+    assert row["sensitivity"] == metrics.sensitivity_specificity(small.y_test, p_test, row["threshold"])[0]
+
+
+def test_audit_is_reproducible_and_robustness_drops_with_eps(fixture, row):
+    model, small, (X_val, y_val) = fixture
+    again = scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, epsilon=3.0, delta=1e-4,
+                            robust_eps=0.3, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
+                            lime_samples=300, train_seconds=1.5, n_resamples=100, seed=0)
+    assert again == row
+    strong = scorecard.audit(model, small, threshold=0.5, robust_eps=1.5, attack_steps=5, n_robust=30,
+                             n_explained=0, n_resamples=20)
+    assert strong["robust_accuracy"] < row["robust_accuracy"]
+    assert strong["threshold"] == 0.5 and math.isnan(strong["target_sensitivity"])
+    assert math.isinf(strong["epsilon"]) and math.isnan(strong["train_seconds"])
+    assert math.isnan(strong["explanation_stability"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epsilon": -1}, "epsilon"), ({"delta": 0}, "delta"), ({"robust_eps": -0.1}, "robust_eps"),
+    ({"attack_steps": 0}, "attack_steps"), ({"X_val": np.zeros((2, 30))}, "X_val and y_val"),
+    ({"name": ""}, "name"), ({"threshold": 1.5}, "threshold"),
+])
+def test_audit_bad_input(fixture, kwargs, message):
+    model, small, _ = fixture
+    with pytest.raises(ValueError, match=message):
+        scorecard.audit(model, small, **kwargs)
+    with pytest.raises(ValueError, match="data must be a helpers.data.Split"):
+        scorecard.audit(model, (small.X_train, small.y_train))
+
+
+def _row(name, **changes):
+    base = {k: 0.5 for k in scorecard.COLUMNS}
+    base.update(model=name, accuracy=0.95, accuracy_low=0.9, accuracy_high=0.97, auc=0.98, auc_low=0.96,
+                auc_high=0.99, sensitivity=0.93, sensitivity_low=0.84, sensitivity_high=0.97, specificity=0.96,
+                specificity_low=0.9, specificity_high=0.98, threshold=0.42, target_sensitivity=0.95, n_test=143,
+                epsilon=math.inf, delta=1e-5, mia_attack="learned", mia_auc=0.55, mia_auc_low=0.49,
+                mia_auc_high=0.61, mia_tpr_at_5pct_fpr=0.08, empirical_epsilon=0.0, n_members=143,
+                robust_eps=0.25, robust_accuracy=0.7, attack_steps=20, attack_restarts=2, n_robust=100,
+                explanation_stability=0.6, n_explained=3, lime_features=5, train_seconds=2.0)
+    base.update(changes)
+    return base
+
+
+def test_format_table_one_line_per_model_and_time_last():
+    rows = [_row("baseline"), _row("DP ε=2", epsilon=2.0, train_seconds=12.25)]
+    text = scorecard.format_table(rows)
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("model")
+    assert "∞ (none)" in lines[2] and " 2.0 " in lines[3]
+    assert lines[2].endswith("2.0 s") and lines[3].endswith("12.2 s")
+    # the varying time is the unpadded last column: everything before it lines up
+    assert lines[2].rsplit("  ", 1)[0].__len__() == lines[3].rsplit("  ", 1)[0].__len__()
+    with pytest.raises(ValueError, match="rows"):
+        scorecard.format_table([])
+    with pytest.raises(ValueError, match="columns"):
+        scorecard.format_table(rows, columns=[("nope", "x", "s")])
+
+
+def test_decide_applies_requirements_and_ranks():
+    rows = [_row("baseline", auc=0.99), _row("DP", epsilon=3.0, auc=0.97, robust_accuracy=0.5),
+            _row("DP+adv", epsilon=3.0, auc=0.96), _row("DP weak", epsilon=1.0, sensitivity=0.8)]
+    reqs = [scorecard.Requirement("epsilon", maximum=4.0), scorecard.Requirement("sensitivity", minimum=0.9),
+            scorecard.Requirement("robust_accuracy", minimum=0.6)]
+    decision = scorecard.decide(rows, reqs, rank_by="auc")
+    assert decision.chosen == "DP+adv" and decision.eligible() == ["DP+adv"]
+    assert decision.failures["baseline"] == ["epsilon <= 4 (measured inf)"]
+    assert decision.failures["DP"] == ["robust_accuracy >= 0.6 (measured 0.5)"]
+    assert "Deploy: DP+adv" in decision.text()
+    rows.append(_row("DP+adv strong", epsilon=1.5, auc=0.95))
+    private = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False)
+    assert private.chosen == "DP+adv strong" and private.eligible() == ["DP+adv", "DP+adv strong"]
+    assert "smallest epsilon" in private.text()
+    with pytest.raises(ValueError, match="rank_by"):
+        scorecard.decide(rows, reqs, rank_by="nope")
+    none = scorecard.decide(rows, [scorecard.Requirement("auc", minimum=0.999)])
+    assert none.chosen is None and "none of the models" in none.text()
+    assert scorecard.Requirement("auc", 0.1, 0.2).describe() == "0.1 <= auc <= 0.2"
+    with pytest.raises(ValueError, match="column"):
+        scorecard.decide(rows, [scorecard.Requirement("nope", minimum=0)])
+
+
+def test_model_card_contains_the_computed_numbers(row):
+    card = scorecard.model_card(row, intended_use="Decision support.", data="WDBC.", limitations=["Small data."])
+    for key in ("accuracy", "auc", "sensitivity", "specificity", "mia_auc"):
+        assert f"{row[key]:.3f}" in card and f"{row[key + '_low']:.3f}" in card
+    assert f"ε = {row['epsilon']:.2f}" in card and f"δ = {row['delta']:g}" in card
+    assert f"{row['robust_accuracy']:.3f}" in card and f"{row['threshold']:.3f}" in card
+    assert f"{row['explanation_stability']:.2f}" in card and "- Small data." in card
+    # change a number: the card follows (nothing typed in)
+    other = dict(row, sensitivity=0.123456, epsilon=math.inf, robust_accuracy=0.654321)
+    card2 = scorecard.model_card(other, intended_use="Decision support.", data="WDBC.", limitations=[])
+    assert "0.123" in card2 and "0.654" in card2 and "**None.**" in card2 and "ε = " not in card2.split("Membership")[0]
+    with pytest.raises(ValueError, match="audit"):
+        scorecard.model_card({"model": "x"}, intended_use="a", data="b", limitations=[])
+
+
+def test_plot_tradeoffs_draws_every_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [_row("baseline"), _row("DP", epsilon=2.0), _row("DP+adv", epsilon=2.0, robust_accuracy=0.8)]
+    ax = scorecard.plot_tradeoffs(rows)
+    labels = ax[1].get_legend_handles_labels()[1]
+    assert labels == ["baseline", "DP", "DP+adv"]
+    assert ax[0].get_xticklabels()[-1].get_text() == "∞"
+    plt.close("all")
