@@ -18,6 +18,7 @@ Modules
 ``helpers.robustness`` adversarial attacks (FGSM, PGD), robust accuracy, adversarial training.
 ``helpers.explain``    LIME explanations in original units, stability, deletion curves.
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
+``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).
 ``helpers.scorecard``  ``audit()``: one model, four pillars, one table row; model cards.
 """
 from helpers.env import COLORS, setup
