@@ -11,7 +11,9 @@ This is a benchmark, not a test: it never fails because a notebook is slow.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import nbformat
 import psutil
 from nbclient import NotebookClient
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,8 +56,16 @@ class _Sampler(threading.Thread):
 
 def run_notebook(path: Path, save: bool = False, timeout: int = 900) -> tuple[float, int]:
     """Execute ``path`` top to bottom in a new kernel; return (seconds, peak bytes)."""
+    with tempfile.TemporaryDirectory() as sockets:
+        return _run(path, sockets, save, timeout)
+
+
+def _run(path: Path, sockets: str, save: bool, timeout: int) -> tuple[float, int]:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    config = Config()
+    if os.name != "nt":  # local sockets (absolute path): no "running over TCP without encryption" warning
+        config.KernelManager.transport, config.KernelManager.ip = "ipc", str(Path(sockets) / "kernel")
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     with client.setup_kernel():
