@@ -103,10 +103,7 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
 
     from helpers.models import loss_for
 
-    X = validation.finite_array("X", X, ndim=2).astype(np.float32)
-    y = np.asarray(y).reshape(-1)
-    if len(y) != len(X):
-        raise ValueError(f"y must have one label per row of X ({len(X)}), got {len(y)}")
+    X, y = validation.training_data(X, y)
     eps = validation.non_negative("eps", eps)
     noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
     l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)

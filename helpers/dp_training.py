@@ -45,10 +45,7 @@ def _layers(input_dim: int, num_outputs: int, hidden: Sequence[int], seed: int) 
 
 
 def _check_fit_args(X: Any, y: Any, batch_size: Any, epochs: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-    X = validation.finite_array("X", X, ndim=2).astype(np.float32)
-    y = np.asarray(y).reshape(-1)
-    if len(y) != len(X):
-        raise ValueError(f"y must have one label per row of X ({len(X)}), got {len(y)}")
+    X, y = validation.training_data(X, y)
     batch_size = validation.positive_int("batch_size", batch_size)
     if len(X) % batch_size:
         raise ValueError(f"batch_size must divide the number of examples ({len(X)}) "

@@ -83,6 +83,15 @@ def finite_array(name: str, values: Any, ndim: int | None = None) -> np.ndarray:
     return array
 
 
+def training_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` as a finite 2-D float32 array and ``y`` flattened to one label per row of ``X``."""
+    X = finite_array("X", X, ndim=2).astype(np.float32)
+    y = np.asarray(y).reshape(-1)
+    if len(y) != len(X):
+        raise ValueError(f"y must have one label per row of X ({len(X)}), got {len(y)}")
+    return X, y
+
+
 def rng_from(seed_or_rng: Any) -> np.random.Generator:
     """A ``numpy.random.Generator`` from a seed, a Generator, or ``None`` (fresh entropy)."""
     if isinstance(seed_or_rng, np.random.Generator):

@@ -38,6 +38,15 @@ def test_finite_array(values, match):
         v.finite_array("values", values, ndim=1)
 
 
+def test_training_data():
+    X, y = v.training_data([[1, 2], [3, 4]], [[0], [1]])
+    assert X.dtype == np.float32 and X.shape == (2, 2) and y.tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"y must have one label per row of X \(2\), got 3"):
+        v.training_data([[1, 2], [3, 4]], [0, 1, 1])
+    with pytest.raises(ValueError, match="X must have 2 dimension"):
+        v.training_data([1, 2], [0, 1])
+
+
 def test_rng_from():
     assert v.rng_from(3).integers(1000) == np.random.default_rng(3).integers(1000)
     gen = np.random.default_rng(1)
