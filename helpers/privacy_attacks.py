@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import validation
+from helpers import metrics, validation
 
 
 # --------------------------------------------------------------------------- model outputs
@@ -124,49 +124,31 @@ def learned_attack_scores(proba: np.ndarray, y: np.ndarray, is_member: Any, fold
 # --------------------------------------------------------------------------- ROC statistics
 
 def roc(scores: Any, is_member: Any) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates over all thresholds (``sklearn.metrics.roc_curve``)."""
-    from sklearn.metrics import roc_curve
-
+    """False- and true-positive rates at every threshold (:func:`helpers.metrics.roc_curve`)."""
     s = _scores(scores)
-    fpr, tpr, _ = roc_curve(_membership(is_member, len(s)), s)
+    fpr, tpr, _ = metrics.roc_curve(_membership(is_member, len(s)), s)
     return fpr, tpr
 
 
 def auc(scores: Any, is_member: Any) -> float:
     """Area under the ROC curve (0.5 = guessing, 1 = perfect membership inference)."""
-    from sklearn.metrics import roc_auc_score
-
     s = _scores(scores)
-    return float(roc_auc_score(_membership(is_member, len(s)), s))
+    return metrics.roc_auc(_membership(is_member, len(s)), s)
 
 
 def auc_with_ci(scores: Any, is_member: Any, n_bootstrap: int = 200, confidence: float = 0.95,
                 rng: Any = 0) -> tuple[float, float, float]:
     """AUC and a percentile-bootstrap confidence interval ``(auc, low, high)``.
 
-    Members and non-members are resampled separately (stratified bootstrap).
+    Members and non-members are resampled separately (stratified bootstrap,
+    :func:`helpers.metrics.bootstrap_interval`).
     """
     s = _scores(scores)
     m = _membership(is_member, len(s))
     n_bootstrap = validation.positive_int("n_bootstrap", n_bootstrap, minimum=10)
-    confidence = validation.fraction("confidence", confidence)
-    gen = validation.rng_from(rng)
-    pos, neg = s[m], s[~m]
-    values = np.empty(n_bootstrap)
-    for i in range(n_bootstrap):
-        values[i] = _auc_fast(gen.choice(pos, len(pos)), gen.choice(neg, len(neg)))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return _auc_fast(pos, neg), float(low), float(high)
-
-
-def _auc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
-    # Mann-Whitney U with ties counted as 1/2, via ranks.
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([pos, neg]))
-    u = ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
+    low, high = metrics.bootstrap_interval(metrics.roc_auc, m, s, n_resamples=n_bootstrap,
+                                           confidence=confidence, rng=rng)
+    return metrics.roc_auc(m, s), low, high
 
 
 def tpr_at_fpr(scores: Any, is_member: Any, fpr: float = 0.01) -> float:
@@ -176,8 +158,8 @@ def tpr_at_fpr(scores: Any, is_member: Any, fpr: float = 0.01) -> float:
     if it identifies *some* members with near certainty, even when its AUC is modest.
     """
     fpr = validation.fraction("fpr", fpr)
-    f, t = roc(scores, is_member)
-    return float(t[f <= fpr + 1e-12].max())
+    s = _scores(scores)
+    return metrics.tpr_at_fpr(_membership(is_member, len(s)), s, fpr)
 
 
 # --------------------------------------------------------------------------- ε lower bounds
