@@ -49,7 +49,11 @@ def pgd_linf(model: Any, x: Any, y: Any, eps: float, nb_iter: int, eps_iter: flo
     ``tf.function``). ``y`` are labels shaped as the model's loss expects ((n, 1) floats
     for a single logit, (n,) integers otherwise); ``seed`` is a stateless seed pair
     (shape ``(2,)`` int tensor). No clip range: standardized tabular features are
-    unbounded. Returns the adversarial inputs (a tensor, gradients stopped)."""
+    unbounded. Returns the adversarial inputs (a tensor, gradients stopped).
+
+    Not :func:`helpers.robustness.pgd`: that one runs eagerly through cleverhans with a
+    NumPy random start, which ``tf.function`` would freeze into a constant; this loop
+    runs inside the compiled private step with a fresh stateless start every step."""
     import tensorflow as tf
 
     from helpers.models import loss_for
