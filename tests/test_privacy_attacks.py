@@ -175,6 +175,22 @@ def test_audit_ceiling_is_what_a_perfect_attack_gets():
     assert pa.audit_ceiling(300, 300, 1e-5, 0.99) < pa.audit_ceiling(300, 300, 1e-5, 0.95)
 
 
+def test_epsilon_lower_bound_is_valid_when_its_assumption_holds():
+    # Independent trials of an exactly ε-DP test (randomized response, ε = 1): the bound exceeds 1
+    # with probability <= 0.05. 500 audits: reject only above the 0.999 quantile of Binomial(500, 0.05).
+    from scipy.stats import binom
+
+    eps, n, reps = 1.0, 200, 500
+    p = math.exp(eps) / (1 + math.exp(eps))
+    rng = np.random.default_rng(13)
+    m = np.r_[np.ones(n), np.zeros(n)].astype(bool)
+    over = 0
+    for _ in range(reps):
+        says_member = np.where(rng.random(2 * n) < p, m, ~m).astype(float)
+        over += pa.epsilon_lower_bound(says_member, m, delta=0.0, rng=rng).epsilon_lower > eps
+    assert over <= binom.ppf(0.999, reps, 0.05)
+
+
 def test_epsilon_lower_bound_never_exceeds_its_ceiling():
     rng = np.random.default_rng(5)
     scores = np.r_[rng.normal(3, 1, 150), rng.normal(0, 1, 150)]
