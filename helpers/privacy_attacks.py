@@ -360,7 +360,7 @@ def epsilon_lower_bound(scores: Any, is_member: Any, delta: float, confidence: f
 # with probability 1/2; after ONE training run the auditor scores every canary and guesses "in" for
 # r+ of them and "out" for r- (abstaining on the rest), r = r+ + r-. If the training algorithm is
 # ε-DP (with respect to adding or removing one canary), the number W of correct guesses is
-# stochastically dominated by Binomial(r, e^ε / (1 + e^ε)) (their main theorem, Thm 3.1); with
+# stochastically dominated by Binomial(r, e^ε / (1 + e^ε)) (their main theorem, Section 3); with
 # δ > 0 the tail gets an additive term 2 m δ · max_i P[v - i <= Binomial < v] / i (their
 # Section 5 and the p-value of their Appendix D). Inverting the tail gives a lower bound on ε
 # that holds with probability >= 1 - β over the random inclusion and the training randomness.
