@@ -4,6 +4,7 @@ with dp_accounting and tensorflow-privacy. Statistical tests use fixed seeds; th
 thresholds are set so a correct implementation fails with probability < 1e-3."""
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -51,13 +52,13 @@ def test_same_seed_same_output_and_generator_accepted():
 
 def test_secure_sampler_outputs_lie_on_power_of_two_grid():
     sensitivity, epsilon = 1.0, 0.7
-    step = dp.grid_step(sensitivity / epsilon)
+    step, _ = dp.laplace_grid(sensitivity, epsilon, 5000)
     assert math.log2(step) == int(math.log2(step))
     out = dp.laplace_mechanism(np.full(5000, 0.123456789), sensitivity, epsilon, rng=0)
     units = out / step
     assert np.all(units == np.round(units))
     g = dp.gaussian_mechanism(np.full(5000, 3.3), 1.0, 1.0, 1e-5, rng=0)
-    gs = dp.grid_step(dp.gaussian_sigma(1.0, 1.0, 1e-5))
+    gs, _ = dp.gaussian_grid(1.0, 1.0, 1e-5, 5000)
     assert np.all(g / gs == np.round(g / gs))
 
 
@@ -67,10 +68,70 @@ def test_textbook_sampler_has_holes_and_secure_does_not():
     assert dp.textbook_possible(out, 0.0, scale).all()  # the check reproduces the sampler exactly
     impossible = ~dp.textbook_possible(out, 1.0, scale)
     assert impossible.mean() > 0.05  # Mironov: many outputs reveal the input
-    # Secure: every grid point has positive probability from either input (discrete Laplace).
-    step = dp.grid_step(scale)
+    # Secure: outputs are whole grid steps, and the discrete Laplace's exact privacy loss
+    # between inputs 0 and 1 is |k - k'| / t <= ε for every output.
+    step, t = dp.laplace_grid(1.0, 1.0, 1000)
     a = dp.laplace_mechanism(np.zeros(1000), 1.0, 1.0, rng=1) / step
     assert np.all(a == np.round(a))
+    assert np.max(np.abs(np.abs(a - round(1 / step)) - np.abs(a))) / t <= 1.0
+
+
+def test_grids_cost_at_most_a_factor_1_plus_2_to_minus_9_of_noise():
+    for sensitivity, epsilon, d in [(1.0, 1.0, 1), (2.0, 0.1, 7), (1.0, 20.0, 1000), (0.3, 1.0, 100_000)]:
+        step, t = dp.laplace_grid(sensitivity, epsilon, d)
+        assert 1 <= t * step / (sensitivity / epsilon) <= 1 + 2 ** -9
+        gstep, sigma_steps = dp.gaussian_grid(sensitivity, min(epsilon, 5.0), 1e-5, d)
+        sigma = dp.gaussian_sigma(sensitivity, min(epsilon, 5.0), 1e-5)
+        assert 1 <= sigma_steps * gstep / sigma <= 1 + 2 ** -9
+
+
+# ----------------------------------------------------------------- vector releases (issue 10, item 2)
+
+def _worst_pair(step, d, distance_per_coordinate):
+    """Two inputs whose every coordinate rounds the wrong way: a just below -step/2 (rounds to
+    -1 step), b = a + distance (rounds up)."""
+    a = np.full(d, -(0.5 + 1e-4) * step)
+    return a, a + distance_per_coordinate
+
+
+def test_vector_laplace_exact_worst_case_privacy_loss_is_at_most_epsilon():
+    # The issue's counterexample: d = 1000 coordinates each moved by 0.999/1000 (L1 0.999 <= Δ = 1).
+    d, sensitivity, epsilon = 1000, 1.0, 1.0
+    # The old code (grid 2**-10 from Δ/ε, one step for rounding in total) lost ≈ 1.95 > ε:
+    old_step = dp.grid_step(sensitivity / epsilon)
+    old_t = (math.ceil(sensitivity / old_step) + 1) / epsilon
+    a, b = _worst_pair(old_step, d, 0.999 / d)
+    old_loss = np.abs(np.rint(a / old_step) - np.rint(b / old_step)).sum() / old_t
+    assert old_loss > 1.9
+    # Now: the exact privacy loss of the discrete Laplace on the rounded inputs is the L1
+    # distance in steps divided by t, for the worst-rounded pair and for random pairs.
+    step, t = dp.laplace_grid(sensitivity, epsilon, d)
+    a, b = _worst_pair(step, d, 0.999 / d)
+    assert np.abs(np.rint(a / step) - np.rint(b / step)).sum() / t <= epsilon
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rng.normal(0, 10, d)
+        move = rng.dirichlet(np.ones(d)) * sensitivity * rng.choice([-1, 1], d)
+        assert np.abs(np.rint(a / step) - np.rint((a + move) / step)).sum() / t <= epsilon
+    # And the mechanism really uses that grid and t (its outputs on the grid, its spread t * step).
+    out = dp.laplace_mechanism(np.zeros(d), sensitivity, epsilon, rng=3)
+    assert np.all(out / step == np.round(out / step))
+
+
+def test_vector_gaussian_true_delta_is_at_most_claimed():
+    d, sensitivity, epsilon, delta = 1000, 1.0, 1.0, 1e-5
+    # Old code: grid from σ, one step for rounding in total: true δ ≈ 2.1e-5 for a claimed 1e-5.
+    old_step = dp.grid_step(dp.gaussian_sigma(sensitivity, epsilon, delta))
+    old_sigma = dp.gaussian_sigma(sensitivity + old_step, epsilon, delta)
+    a, b = _worst_pair(old_step, d, 0.999 / math.sqrt(d))
+    old_l2 = np.linalg.norm(np.rint(a / old_step) - np.rint(b / old_step))
+    assert dp.gaussian_delta(old_sigma / old_step, old_l2, epsilon) > 2 * delta
+    # Now: the rounded output is post-processing of a Gaussian mechanism on the rounded
+    # inputs, whose exact δ at ε (Balle & Wang) must be <= the claimed δ.
+    step, sigma_steps = dp.gaussian_grid(sensitivity, epsilon, delta, d)
+    a, b = _worst_pair(step, d, 0.999 / math.sqrt(d))
+    l2 = np.linalg.norm(np.rint(a / step) - np.rint(b / step))
+    assert dp.gaussian_delta(sigma_steps, l2, epsilon) <= delta
 
 
 # ----------------------------------------------------------------- mechanisms
@@ -98,11 +159,147 @@ def test_dp_count_and_histogram():
     assert h.shape == (3,) and np.allclose(h, [1, 2, 1], atol=0.2)  # 99 clamped into the last bin
 
 
+def test_no_exception_depends_on_the_data():
+    # Issue 10, item 7: empty or missing data must not raise (the exception would tell the
+    # neighbours apart with certainty); they are handled inside the mechanism.
+    nan, inf = float("nan"), float("inf")
+    for data in ([], [nan], [nan, nan, 3.0], [inf, -inf, 2.0], np.zeros((0, 4))):
+        assert math.isfinite(dp.dp_count(data, 1.0, rng=0))
+        assert math.isfinite(dp.dp_sum(np.ravel(data), 0, 10, 1.0, rng=0))
+        assert 0 <= dp.dp_mean(np.ravel(data), 0, 10, 1.0, rng=0) <= 10
+        assert np.all(np.isfinite(dp.dp_histogram(np.ravel(data), [0, 5, 10], 1.0, rng=0)))
+    assert 0 <= dp.dp_mean([1.0, nan], 0, 10, 1.0, rng=0, relation="replace_one") <= 10
+
+
+def test_empty_data_release_noise_around_zero():
+    counts = [dp.dp_count([], 1.0, rng=s) for s in range(400)]
+    assert abs(np.mean(counts)) < 0.3  # sd of the mean of 400 Laplace(1) draws is 0.07
+    assert np.std(counts) > 1.0        # noise of scale 1 (sd √2), not a constant
+    hist = np.array([dp.dp_histogram([], [0, 1, 2], 1.0, rng=s) for s in range(400)])
+    assert np.all(np.abs(hist.mean(axis=0)) < 0.3)
+    assert abs(np.mean([dp.dp_mean([], 0, 10, 1.0, rng=s) for s in range(400)]) - 5) < 0.5  # middle of range
+
+
+def test_nan_policy_missing_is_absent_and_counted_as_a_record():
+    data, with_nan = [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, float("nan")]
+    # add/remove: a NaN record is dropped, exactly as if it were absent (same seed, same output)
+    assert dp.dp_mean(with_nan, 0, 10, 1.0, rng=4) == dp.dp_mean(data, 0, 10, 1.0, rng=4)
+    assert dp.dp_sum(with_nan, 0, 10, 1.0, rng=4) == dp.dp_sum(data, 0, 10, 1.0, rng=4)
+    assert np.array_equal(dp.dp_histogram(with_nan, [0, 2, 4], 1.0, rng=4), dp.dp_histogram(data, [0, 2, 4], 1.0, rng=4))
+    # dp_count counts records, whatever their values
+    assert dp.dp_count(with_nan, 1.0, rng=4) == dp.dp_count([0.0] * 4, 1.0, rng=4)
+    # replace-one: n is public, NaN is imputed as the middle of the range
+    mid = dp.dp_mean([2.0, 4.0, 6.0, 5.0], 0, 10, 1.0, rng=4, relation="replace_one")
+    assert dp.dp_mean([2.0, 4.0, 6.0, float("nan")], 0, 10, 1.0, rng=4, relation="replace_one") == mid
+    # inf is an outlier like any other: clamped
+    assert dp.dp_sum([float("inf")], 0, 10, 1.0, rng=4) == dp.dp_sum([10.0], 0, 10, 1.0, rng=4)
+
+
+def test_exponential_mechanism_frequencies_match_exact_probabilities():
+    scores, sensitivity, epsilon = np.array([0.0, 1.0, 2.0, 4.0, 4.0]), 1.0, 1.5
+    probs = dp.exponential_probabilities(scores, sensitivity, epsilon)
+    expected = np.exp(epsilon * scores / (2 * sensitivity))
+    assert np.allclose(probs, expected / expected.sum(), rtol=1e-12)
+    gen = np.random.default_rng(0)
+    n = 20_000
+    picks = np.array([dp.exponential_mechanism(scores, sensitivity, epsilon, rng=gen) for _ in range(n)])
+    observed = np.bincount(picks, minlength=len(scores))
+    # Chi-square goodness of fit (every expected count > 1000): a correct sampler fails w.p. 1e-3.
+    assert stats.chisquare(observed, n * probs).pvalue > 1e-3
+    # Huge scores do not overflow (Gumbel-max), and the best score wins almost surely at large ε.
+    assert dp.exponential_mechanism([1e6, 0.0, -1e6], 1.0, 1.0, rng=0) == 0
+
+
+def test_epsilon_meaning_matches_the_hypothesis_testing_region():
+    m = dp.epsilon_meaning(1.0)
+    assert m["max_tpr"] == pytest.approx(math.e * 0.05)            # e^ε FPR binds at small FPR
+    assert m["max_posterior"] == pytest.approx(math.e / (math.e + 1))
+    assert m["max_advantage"] == pytest.approx((math.e - 1) / (math.e + 1))
+    assert dp.epsilon_meaning(1.0, fpr=0.6)["max_tpr"] == pytest.approx(1 - 0.4 / math.e)  # other side binds
+    assert dp.epsilon_meaning(10.0)["max_tpr"] == pytest.approx(1 - 0.95 * math.exp(-10))
+    assert dp.epsilon_meaning(1.0, delta=0.5, fpr=0.5)["max_tpr"] == 1.0
+    assert dp.epsilon_meaning(1.0, delta=1e-5)["max_tpr"] == pytest.approx(math.e * 0.05 + 1e-5)
+    assert dp.epsilon_meaning(2.0, prior=0.01)["max_posterior"] == pytest.approx(
+        math.exp(2) * 0.01 / (math.exp(2) * 0.01 + 0.99))
+    # Tightness: randomized response with ε reaches the region's corner (TPR = e^ε/(1+e^ε) at
+    # FPR = 1/(1+e^ε)), and the region's TPR at that FPR is exactly that.
+    e = 1.3
+    corner = 1 / (1 + math.exp(e))
+    assert dp.epsilon_meaning(e, fpr=corner)["max_tpr"] == pytest.approx(1 - corner)
+
+
 def test_randomized_response_estimate_is_unbiased():
     truth = np.r_[np.ones(3000), np.zeros(7000)].astype(bool)
     answers = dp.randomized_response(truth, math.log(3), rng=0)
     assert abs(answers.mean() - (0.3 * 0.75 + 0.7 * 0.25)) < 0.02
     assert abs(dp.randomized_response_estimate(answers, math.log(3)) - 0.3) < 0.04
+
+
+# ----------------------------------------------------------------- Gaussian calibration (item 4)
+
+@pytest.mark.parametrize("epsilon,true_delta", [(10.0, 2.3e-5), (20.0, 1.5e-3)])
+def test_classic_gaussian_is_not_private_at_large_epsilon_and_is_refused(epsilon, true_delta):
+    delta = 1e-5
+    classic = math.sqrt(2 * math.log(1.25 / delta)) / epsilon  # the formula, Δ = 1
+    assert dp.gaussian_delta(classic, 1.0, epsilon) == pytest.approx(true_delta, rel=0.05)
+    assert dp.gaussian_delta(classic, 1.0, epsilon) > delta
+    with pytest.raises(ValueError, match=r"epsilon must be in \(0, 1\).*method='analytic'"):
+        dp.gaussian_sigma(1.0, epsilon, delta, method="classic")
+    analytic = dp.gaussian_sigma(1.0, epsilon, delta)
+    assert dp.gaussian_delta(analytic, 1.0, epsilon) <= delta
+
+
+def test_analytic_gaussian_is_private_at_every_epsilon():
+    for epsilon in (0.01, 0.5, 1.0, 3.0, 10.0, 20.0, 50.0):
+        sigma = dp.gaussian_sigma(2.0, epsilon, 1e-5)
+        assert 0.999e-5 < dp.gaussian_delta(sigma, 2.0, epsilon) <= 1e-5
+    assert dp.gaussian_sigma(1.0, 0.5, 1e-5) < dp.gaussian_sigma(1.0, 0.5, 1e-5, method="classic")
+
+
+# ----------------------------------------------------------------- exact sampler (item 3)
+
+@pytest.mark.parametrize("t", [2.5, Fraction(7, 3), 0.5])
+def test_exact_discrete_laplace_has_the_exact_pmf(t):
+    import random
+
+    gen = random.Random(0)
+    n = 20_000
+    draws = np.array([dp.exact_discrete_laplace(t, rng=gen) for _ in range(n)])
+    assert draws.dtype.kind == "i"
+    q = math.exp(-1 / float(t))
+    pmf = lambda k: (1 - q) / (1 + q) * q ** abs(k)  # noqa: E731
+    # Chi-square over the values with expected count >= 50, the two tails pooled (Cochran's
+    # rule is 5; 50 keeps the approximation good). A correct sampler fails w.p. 1e-3.
+    kmax = max(k for k in range(200) if n * pmf(k) >= 50)
+    ks = np.arange(-kmax, kmax + 1)
+    probs = np.array([pmf(k) for k in ks] + [2 * q ** (kmax + 1) / (1 + q)])
+    observed = np.array([np.sum(draws == k) for k in ks] + [np.sum(np.abs(draws) > kmax)])
+    assert probs.sum() == pytest.approx(1.0)
+    assert stats.chisquare(observed, n * probs).pvalue > 1e-3
+
+
+def test_exact_sampler_is_reproducible_only_when_seeded_and_costs_microseconds():
+    import random
+    import time
+
+    assert [dp.exact_discrete_laplace(3, rng=random.Random(1)) for _ in range(3)] == \
+           [dp.exact_discrete_laplace(3, rng=random.Random(1)) for _ in range(3)]
+    start = time.perf_counter()
+    for _ in range(2000):
+        dp.exact_discrete_laplace(Fraction(2049) / Fraction(0.7))  # secrets.SystemRandom
+    per_sample = (time.perf_counter() - start) / 2000
+    assert per_sample < 2e-3  # measured ~60-85 µs on 2 shared cores; generous for slow CI
+    out = dp.exact_laplace_mechanism(10.0, 1.0, 0.7, rng=random.Random(2))
+    step, _ = dp.laplace_grid(1.0, 0.7)
+    assert out / step == round(out / step)
+
+
+def test_exact_laplace_mechanism_has_the_claimed_scale():
+    import random
+
+    gen = random.Random(5)
+    noise = np.array([dp.exact_laplace_mechanism(0.0, 2.0, 0.5, rng=gen) for _ in range(4000)])
+    assert abs(np.mean(np.abs(noise)) / 4.0 - 1) < 0.06  # E|X| ≈ b = 4; sd of the estimate 1.6 %
 
 
 # ----------------------------------------------------------------- empirical ε
@@ -177,6 +374,61 @@ def test_noise_multiplier_for_epsilon_hits_target():
         assert dp.dp_sgd_epsilon(300, 60, 20, sigma * 0.99, 1e-4) > target
 
 
+@pytest.mark.parametrize("n,batch,epochs,delta", [(300, 60, 20, 1e-4), (455, 25, 100, 1e-4), (300, 50, 100, 1e-5)])
+def test_pld_accountant_is_tighter_fast_and_agrees_with_dp_accounting(n, batch, epochs, delta):
+    import time
+
+    import dp_accounting
+
+    sigma = dp.noise_multiplier_for_epsilon(n, batch, epochs, 3.0, delta)
+    start = time.perf_counter()
+    pld = dp.dp_sgd_epsilon(n, batch, epochs, sigma, delta, accountant="pld")
+    seconds = time.perf_counter() - start
+    assert seconds < 1.0  # measured 0.02-0.12 s
+    rdp = dp.dp_sgd_epsilon(n, batch, epochs, sigma, delta)
+    assert pld < rdp <= 3.0
+    # The default 1e-4 discretization gives the same ε within 1 % (ours is pessimistic: never below).
+    q = batch / n
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), math.ceil(epochs / q))
+    fine = dp_accounting.pld.PLDAccountant().compose(event).get_epsilon(delta)
+    assert fine * (1 - 1e-9) <= pld <= fine * 1.01
+
+
+def test_noise_multiplier_for_epsilon_with_pld_hits_target():
+    for target in (1.0, 3.0, 8.0):
+        sigma = dp.noise_multiplier_for_epsilon(300, 60, 20, target, 1e-4, accountant="pld")
+        assert dp.dp_sgd_epsilon(300, 60, 20, sigma, 1e-4, accountant="pld") <= target
+        assert dp.dp_sgd_epsilon(300, 60, 20, sigma * 0.99, 1e-4, accountant="pld") > target
+        assert sigma < dp.noise_multiplier_for_epsilon(300, 60, 20, target, 1e-4)  # PLD needs less noise
+
+
+@pytest.mark.parametrize("target", [1.0, 3.0, 8.0])
+def test_shuffled_epsilon_is_tf_privacy_once_per_epoch_figure(target):
+    from tensorflow_privacy.privacy.analysis.compute_dp_sgd_privacy_lib import compute_dp_sgd_privacy_statement
+
+    n, batch, epochs, delta = 300, 60, 20, 1e-4
+    sigma = dp.noise_multiplier_for_epsilon(n, batch, epochs, target, delta)
+    ours = dp.dp_sgd_epsilon_shuffled(n, batch, epochs, sigma, delta)
+    text = compute_dp_sgd_privacy_statement(n, batch, epochs, sigma, delta, used_microbatching=False)
+    reported = float(re.search(r"Epsilon with each example occurring once per epoch:\s+([0-9.]+)", text).group(1))
+    assert ours == pytest.approx(reported, abs=1e-3)
+    assert ours > 2 * target  # no amplification: far larger than the Poisson figure
+    assert dp.dp_sgd_epsilon_shuffled(n, batch, epochs, sigma, delta, relation="replace_one") > ours
+
+
+def test_compose_epsilon_pld_is_tighter_than_rdp_and_basic():
+    k, delta = 50, 1e-5
+    for mechanism in ("gaussian", "laplace"):
+        rdp = dp.compose_epsilon(k, delta, 10.0, mechanism, accountant="rdp")
+        pld = dp.compose_epsilon(k, delta, 10.0, mechanism, accountant="pld")
+        assert pld < rdp
+    assert dp.compose_epsilon(k, delta, 10.0, "laplace", accountant="pld") < k * 0.1  # basic: k ε₀
+    # One Gaussian: PLD recovers the exact (analytic) calibration.
+    sigma = dp.gaussian_sigma(1.0, 1.0, 1e-5)
+    assert dp.compose_epsilon(1, 1e-5, sigma, accountant="pld") == pytest.approx(1.0, abs=0.01)
+
+
 # ----------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("call,name", [
@@ -186,8 +438,23 @@ def test_noise_multiplier_for_epsilon_hits_target():
     (lambda: dp.gaussian_mechanism(1.0, 1.0, 1.0, 1.0), "delta"),
     (lambda: dp.gaussian_mechanism(1.0, 1.0, 1.0, 0.0), "delta"),
     (lambda: dp.dp_mean([1, 2], 5, 5, 1.0), "lower"),
-    (lambda: dp.dp_mean([], 0, 1, 1.0), "values"),
-    (lambda: dp.dp_mean([1, float("nan")], 0, 1, 1.0), "values"),
+    (lambda: dp.dp_mean([], 0, 1, 1.0, relation="replace_one"), "values"),  # n is public there
+    (lambda: dp.dp_mean(["a", "b"], 0, 1, 1.0), "values"),
+    (lambda: dp.dp_count(5, 1.0), "values"),
+    (lambda: dp.dp_sum([1], 1, 0, 1.0), "lower"),
+    (lambda: dp.dp_histogram([1], [0, 1], 0.0), "epsilon"),
+    (lambda: dp.gaussian_sigma(1.0, 1.0, 1e-5, method="classic"), "epsilon"),
+    (lambda: dp.gaussian_sigma(1.0, 0.5, 1e-5, method="exact"), "method"),
+    (lambda: dp.laplace_grid(1.0, 1.0, 0), "dimension"),
+    (lambda: dp.exact_discrete_laplace(0), "t"),
+    (lambda: dp.exact_discrete_laplace(1.0, rng=np.random.default_rng(0)), "rng"),
+    (lambda: dp.exponential_mechanism([], 1.0, 1.0), "scores"),
+    (lambda: dp.exponential_mechanism([1.0, float("nan")], 1.0, 1.0), "scores"),
+    (lambda: dp.epsilon_meaning(1.0, fpr=1.5), "fpr"),
+    (lambda: dp.epsilon_meaning(1.0, prior=1.0), "prior"),
+    (lambda: dp.dp_sgd_epsilon(100, 10, 1, 1.0, 1e-5, accountant="moments"), "accountant"),
+    (lambda: dp.compose_epsilon(10, 1e-5, 1.0, mechanism="exponential"), "mechanism"),
+    (lambda: dp.dp_sgd_epsilon_shuffled(100, 10, 1, 1.0, 1e-5, relation="swap"), "relation"),
     (lambda: dp.dp_mean([1, 2], 0, 1, 1.0, relation="swap"), "relation"),
     (lambda: dp.dp_histogram([1], [0], 1.0), "bins"),
     (lambda: dp.laplace_mechanism(1.0, 1.0, 1.0, rng="x"), "rng"),

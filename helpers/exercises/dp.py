@@ -66,9 +66,13 @@ def _check_rr(answer: Any):
 # --------------------------------------------------------------------------- fix the seed's dp_mean
 
 def _dp_mean_reference(values, lower: float, upper: float, epsilon: float, rng: np.random.Generator) -> float:
+    from helpers import dp
+
     values = np.clip(np.asarray(values, dtype=float), lower, upper)  # bug 2: clamp to a public range
     sensitivity = (upper - lower) / len(values)                      # replace-one, n public
-    return float(np.mean(values) + rng.laplace(scale=sensitivity / epsilon))  # bug 1: ONE draw
+    # bug 1: ONE noisy number, drawn with the course's grid sampler (not rng.laplace: section 6
+    # shows that the textbook floating-point sampler leaks the input)
+    return float(dp.laplace_mechanism(np.mean(values), sensitivity, epsilon, rng=rng))
 
 
 def _dp_mean_seed(values, lower, upper, epsilon, rng):
@@ -89,7 +93,8 @@ def _dp_mean_small_sensitivity(values, lower, upper, epsilon, rng):
 @exercise(
     "dp.fix_dp_mean", "fix the seed article's dp_mean",
     hint="Two fixes: clamp the values to [lower, upper] (np.clip) so one person moves the mean by at most "
-         "(upper - lower) / n, and add ONE Laplace draw with scale sensitivity / epsilon (not size=n).",
+         "(upper - lower) / n, and release ONE noisy number with scale sensitivity / epsilon (not size=n): "
+         "dp.laplace_mechanism(mean, sensitivity, epsilon, rng=rng) does it with a safe sampler.",
     reference=_dp_mean_reference,
     wrong_answers=[(_dp_mean_seed, "one number"), (_dp_mean_no_clamp, "clamp"),
                    (_dp_mean_small_sensitivity, "too little noise")],
