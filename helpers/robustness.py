@@ -4,18 +4,40 @@ Attacks (white-box, untargeted, with the *true* labels):
 
 * :func:`fgsm`  one signed-gradient step (Goodfellow et al., 2015);
 * :func:`pgd`   projected gradient descent with a random start (Madry et al., 2018);
-* :func:`robust_accuracy`  accuracy under attack for several budgets ``eps``, optionally
-  with random restarts (an example counts as robust only if it survives all of them);
+* :func:`robust_accuracy`  accuracy under attack for several budgets ``eps``, the worst
+  case over attack losses and random restarts (an example counts as robust only if it
+  survives all of them);
 * :func:`adversarial_fit`  adversarial training (PGD or FGSM), or noise augmentation,
   in a custom training step.
+
+**Losses** (:data:`LOSSES`, passed to cleverhans as its ``loss_fn``):
+
+* ``"ce"``  the softmax cross-entropy of the logits, cleverhans' default
+  (:func:`cross_entropy_loss`). Its gradient with respect to the logits is
+  ``softmax - one_hot``: for the true class that difference is exactly 0 in float32 once
+  the model is confident (softmax rounds to 1 when the true logit leads by about 17),
+  and the rest of the gradient comes from the other classes' tiny softmax values, which
+  underflow when the lead passes about 87. A very confident model (e.g. defensive
+  distillation, logits scaled by a temperature) is then *not attacked at all*, silently.
+* ``"margin"``  the logit margin ``max_{j != y} z_j - z_y`` (:func:`margin_loss`, the
+  loss of Carlini & Wagner, 2017, without the confidence clamp): its gradient is a
+  difference of two logit gradients, whatever the confidence, so it never saturates.
+
+:func:`robust_accuracy` runs every loss in ``losses`` (default both) from every random
+start and counts an example as broken if any of them breaks it.
 
 All of them work for multi-class **logits** models and for **single-logit** binary
 models. cleverhans alone silently leaves a single-logit model unattacked: its loss is a
 softmax cross-entropy over the model's outputs, and with one output the softmax is the
 constant 1 (zero gradient), while its default label, the argmax over one logit, is
 always 0. Here a single logit ``z`` is presented to cleverhans as the two logits
-``[0, z]``, whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``: the softmax cross-entropy
-becomes exactly the binary cross-entropy, and the true labels are always passed.
+``[-z/2, z/2]``, whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``: the softmax
+cross-entropy becomes exactly the binary cross-entropy, the argmax is the predicted
+class, the margin is ``-z`` for class 1 and ``z`` for class 0, and the true labels are
+always passed. (The symmetric pair matters: with ``[0, z]`` the cross-entropy gradient of
+a confident malignant prediction, ``sigmoid(z) - 1``, is exactly 0 in float32 once
+``z > 16.6``; with ``[-z/2, z/2]`` it also flows through the other logit, as
+``-exp(-z)/2``, nonzero up to ``z`` of about 85.)
 
 A model that ends in a softmax (probabilities instead of logits) is attacked through a
 softmax of a softmax, a squashed loss whose values and margins mean nothing (sign-based
@@ -34,6 +56,8 @@ from helpers import validation
 
 #: Attacks accepted by :func:`robust_accuracy` and :func:`adversarial_fit`.
 ATTACKS = ("pgd", "fgsm")
+#: Attack losses: softmax cross-entropy (cleverhans' default) and the logit margin.
+LOSSES = ("ce", "margin")
 TRAINING_MODES = ("pgd", "fgsm", "noise", "none")
 
 _LOGITS_FNS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
@@ -148,10 +172,12 @@ def _call(model: Any, x):
 def logits_fn(model: Any) -> Callable:
     """The function cleverhans attacks: ``x -> logits`` with at least two columns.
 
-    A single-logit binary model ``z`` becomes ``[0, z]``: its softmax is
-    ``[1 - sigmoid(z), sigmoid(z)]``, so softmax cross-entropy equals binary cross-entropy
-    and the argmax is the predicted class. The same function object is returned for the
-    same model, so TensorFlow traces the gradient computation only once per model.
+    A single-logit binary model ``z`` becomes ``[-z/2, z/2]``: its softmax is
+    ``[1 - sigmoid(z), sigmoid(z)]``, so softmax cross-entropy equals binary cross-entropy,
+    the argmax is the predicted class (class 0 at ``z = 0``, as for ``z > 0`` being
+    class 1), and the cross-entropy gradient does not vanish for confident predictions
+    (see the module docstring). The same function object is returned for the same model,
+    so TensorFlow traces the gradient computation only once per model.
     """
     try:
         return _LOGITS_FNS[model]
@@ -162,7 +188,7 @@ def logits_fn(model: Any) -> Callable:
     def fn(x):
         z = _call(model, x)
         if z.shape[-1] == 1:
-            z = tf.concat([tf.zeros_like(z), z], axis=-1)
+            z = tf.concat([-0.5 * z, 0.5 * z], axis=-1)
         return z
 
     try:
@@ -170,6 +196,47 @@ def logits_fn(model: Any) -> Callable:
     except TypeError:  # not weak-referenceable: no cache
         pass
     return fn
+
+
+# --------------------------------------------------------------------------- losses
+
+def cross_entropy_loss(labels, logits):
+    """Per-example softmax cross-entropy of integer ``labels`` under ``logits``:
+    cleverhans' default ``loss_fn`` (``tf.nn.sparse_softmax_cross_entropy_with_logits``).
+    Its gradient saturates (becomes exactly 0) for confident predictions."""
+    import tensorflow as tf
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def margin_loss(labels, logits):
+    """Per-example logit margin ``max_{j != y} z_j - z_y``: positive exactly when the
+    example is misclassified, and its gradient never saturates, however confident the
+    model. A ``loss_fn`` for cleverhans (called as ``loss_fn(labels=..., logits=...)``)."""
+    import tensorflow as tf
+    logits = tf.convert_to_tensor(logits)
+    is_true = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], on_value=True, off_value=False)
+    true_logit = tf.reduce_sum(tf.where(is_true, logits, tf.zeros_like(logits)), axis=-1)
+    best_other = tf.reduce_max(tf.where(is_true, tf.fill(tf.shape(logits), logits.dtype.min), logits), axis=-1)
+    return best_other - true_logit
+
+
+_LOSS_FNS = {"ce": cross_entropy_loss, "margin": margin_loss}
+
+
+def _loss(loss: Any) -> Callable:
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return _LOSS_FNS[loss]
+
+
+def _losses(losses: Any) -> tuple[str, ...]:
+    names = (losses,) if isinstance(losses, str) else tuple(losses)
+    if not names:
+        raise ValueError(f"losses must name at least one of {LOSSES}, got {losses!r}")
+    for name in names:
+        if not isinstance(name, str) or name not in LOSSES:
+            raise ValueError(f"losses must be a subset of {LOSSES}, got {losses!r}")
+    return tuple(dict.fromkeys(names))
 
 
 # --------------------------------------------------------------------------- attacks
@@ -190,15 +257,15 @@ def _random_start(shape: tuple[int, ...], eps: float, norm: float, rng: np.rando
     return (direction * radius).reshape(shape).astype(np.float32)
 
 
-def _fgsm_tensor(fn, x, y, eps, norm, lo, hi):
+def _fgsm_tensor(fn, x, y, eps, norm, lo, hi, loss_fn=cross_entropy_loss):
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-    return fast_gradient_method(fn, x, eps, norm, clip_min=lo, clip_max=hi, y=y)
+    return fast_gradient_method(fn, x, eps, norm, loss_fn=loss_fn, clip_min=lo, clip_max=hi, y=y)
 
 
-def _pgd_tensor(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng):
+def _pgd_tensor(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng, loss_fn=cross_entropy_loss):
     """The PGD loop of ``cleverhans.tf2.attacks.projected_gradient_descent``, with a
-    seeded random start: FGM steps of size ``eps_iter``, each projected back onto the
-    ``eps`` ball around ``x`` and into the clip range."""
+    seeded random start: FGM steps of size ``eps_iter`` on ``loss_fn``, each projected
+    back onto the ``eps`` ball around ``x`` and into the clip range."""
     import tensorflow as tf
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
     from cleverhans.tf2.utils import clip_eta
@@ -207,7 +274,7 @@ def _pgd_tensor(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng):
     if rand_init:
         adv = _clip(x + _random_start(tuple(x.shape), eps, norm, rng), lo, hi)
     for _ in range(nb_iter):
-        adv = fast_gradient_method(fn, adv, eps_iter, norm, clip_min=lo, clip_max=hi, y=y)
+        adv = fast_gradient_method(fn, adv, eps_iter, norm, loss_fn=loss_fn, clip_min=lo, clip_max=hi, y=y)
         adv = _clip(x + clip_eta(adv - x, norm, eps), lo, hi)
     return tf.convert_to_tensor(adv)
 
@@ -230,14 +297,14 @@ def _prepare(model, x, y, eps, norm, clip_min, clip_max, allowed_norms):
 
 
 def fgsm(model: Any, x: Any, y: Any, eps: float, norm: float = np.inf,
-         clip_min: Any = None, clip_max: Any = None) -> np.ndarray:
+         clip_min: Any = None, clip_max: Any = None, loss: str = "ce") -> np.ndarray:
     """Fast gradient (sign) method: one step of size ``eps`` that increases the loss.
 
     Parameters
     ----------
     model:
         A Keras model or callable returning logits ``(n, k)``; ``k = 1`` is a single-logit
-        binary model (attacked through the logits ``[0, z]``).
+        binary model (attacked through the logits ``[-z/2, z/2]``).
     x:
         Inputs ``(n, ...)``, inside ``[clip_min, clip_max]``.
     y:
@@ -248,13 +315,18 @@ def fgsm(model: Any, x: Any, y: Any, eps: float, norm: float = np.inf,
         ``np.inf`` (sign of the gradient), ``1`` or ``2``.
     clip_min, clip_max:
         Valid input range (numbers, or arrays broadcastable to one example).
+    loss:
+        ``"ce"`` (softmax cross-entropy, Goodfellow et al.'s FGSM and cleverhans' default;
+        saturates for confident predictions) or ``"margin"`` (the logit margin, never
+        saturates). See :data:`LOSSES`.
 
     Returns the adversarial inputs as a float32 array shaped like ``x``.
     """
+    loss_fn = _loss(loss)
     fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 1.0, 2.0))
     if eps == 0:
         return x.copy()
-    return np.asarray(_fgsm_tensor(fn, x_t, y_t, eps, norm, lo, hi))
+    return np.asarray(_fgsm_tensor(fn, x_t, y_t, eps, norm, lo, hi, loss_fn))
 
 
 def default_step_size(eps: float, nb_iter: int) -> float:
@@ -265,15 +337,17 @@ def default_step_size(eps: float, nb_iter: int) -> float:
 
 def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, nb_iter: int = 40,
         norm: float = np.inf, clip_min: Any = None, clip_max: Any = None, rand_init: bool = True,
-        seed: Any = None) -> np.ndarray:
+        seed: Any = None, loss: str = "ce") -> np.ndarray:
     """Projected gradient descent (Madry et al., 2018), on cleverhans' FGM steps.
 
     Starts from a uniform random point of the ``eps`` ball (``rand_init``), then takes
     ``nb_iter`` steps of size ``eps_iter`` (default :func:`default_step_size`), projecting
     back onto the ball and the clip range after each step. ``norm`` is ``np.inf`` or ``2``;
-    ``seed`` (an int or a numpy Generator) fixes the random start. Other arguments as in
-    :func:`fgsm`. Returns float32 adversarial inputs shaped like ``x``.
+    ``seed`` (an int or a numpy Generator) fixes the random start; ``loss`` is ``"ce"``
+    (cleverhans' default) or ``"margin"`` (for very confident models, see :data:`LOSSES`).
+    Other arguments as in :func:`fgsm`. Returns float32 adversarial inputs shaped like ``x``.
     """
+    loss_fn = _loss(loss)
     fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 2.0))
     nb_iter = validation.positive_int("nb_iter", nb_iter)
     rng = validation.rng_from(seed)
@@ -287,7 +361,8 @@ def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, n
             raise ValueError(f"eps_iter must be > 0 when eps > 0, got {eps_iter}")
     if eps == 0:
         return x.copy()
-    return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng))
+    return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng,
+                                  loss_fn))
 
 
 def _predict(fn, x, batch_size: int = 2048) -> np.ndarray:
@@ -295,16 +370,25 @@ def _predict(fn, x, batch_size: int = 2048) -> np.ndarray:
                            for i in range(0, len(x), batch_size)])
 
 
-def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | Callable = "pgd",
-                    **kwargs: Any) -> np.ndarray:
-    """Accuracy under ``attack`` for each budget in ``eps_values`` (a float array).
+def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | Callable = "pgd", *,
+                    losses: str | Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
+    """Accuracy under ``attack`` for each budget in ``eps_values`` (a float array): the
+    worst case over the attack ``losses`` and ``restarts``.
 
     ``attack`` is ``"pgd"``, ``"fgsm"`` or a callable ``attack(model, x, y, eps, **kwargs)``
-    returning adversarial inputs. ``kwargs`` go to the attack (``nb_iter``, ``norm``,
-    ``clip_min``, ``clip_max``, ``seed``, ...), except ``restarts`` (default 1): the attack
-    is repeated that many times (PGD from different random starts, seeded from ``seed``). An example counts as robust only if it is
-    classified correctly on the clean input *and* after every attempt, so ``eps = 0``
-    gives the clean accuracy and more restarts can only lower the result.
+    returning adversarial inputs. ``losses`` (default ``("ce", "margin")`` for the built-in
+    attacks) names the losses to attack with (:data:`LOSSES`; a single name, e.g.
+    ``losses="ce"``, runs only that one); a callable receives ``loss=`` only when
+    ``losses`` is given. ``kwargs`` go to the attack (``nb_iter``, ``norm``,
+    ``clip_min``, ``clip_max``, ``seed``, ...), except ``restarts`` (default 1): every loss
+    is run that many times (PGD from different random starts, seeded from ``seed``). An
+    example counts as robust only if it is classified correctly on the clean input *and*
+    after every attempt (every loss, every restart), so ``eps = 0`` gives the clean
+    accuracy and more losses or restarts can only lower the result.
+
+    Why two losses: the cross-entropy's gradient is exactly 0 in float32 for confident
+    predictions, so a cross-entropy attack alone reports very confident models (large
+    logits, e.g. defensive distillation) as robust; the logit margin never saturates.
     """
     x = _inputs(x)
     y = _labels(y, len(x))
@@ -317,12 +401,17 @@ def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | C
     if np.any(eps_values < 0):
         raise ValueError(f"eps_values must all be >= 0, got {eps_values.min()}")
     restarts = validation.positive_int("restarts", kwargs.pop("restarts", 1))
+    if "loss" in kwargs:
+        raise ValueError(f"robust_accuracy takes losses=(...) (a subset of {LOSSES}), not loss=; "
+                         f"got loss={kwargs['loss']!r}")
     if isinstance(attack, str):
         if attack not in ATTACKS:
             raise ValueError(f"attack must be one of {ATTACKS} or a callable, got {attack!r}")
         attack_fn = {"pgd": pgd, "fgsm": fgsm}[attack]
+        loss_names: tuple[str | None, ...] = LOSSES if losses is None else _losses(losses)
     elif callable(attack):
         attack_fn = attack
+        loss_names = (None,) if losses is None else _losses(losses)
     else:
         raise ValueError(f"attack must be one of {ATTACKS} or a callable, got {attack!r}")
     seeded = attack_fn is pgd or "seed" in kwargs
@@ -335,12 +424,15 @@ def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | C
         ok = clean_ok.copy()
         if eps > 0:
             for _ in range(restarts):
-                if not ok.any():
-                    break
-                # The whole batch every time: a fixed shape keeps TensorFlow from re-tracing.
-                extra = {"seed": rng} if seeded else {}
-                adv = attack_fn(model, x, y, float(eps), **kwargs, **extra)
-                ok &= _predict(fn, np.asarray(adv, dtype=np.float32)) == y
+                for loss in loss_names:
+                    if not ok.any():
+                        break
+                    # The whole batch every time: a fixed shape keeps TensorFlow from re-tracing.
+                    extra: dict[str, Any] = {"seed": rng} if seeded else {}
+                    if loss is not None:
+                        extra["loss"] = loss
+                    adv = attack_fn(model, x, y, float(eps), **kwargs, **extra)
+                    ok &= _predict(fn, np.asarray(adv, dtype=np.float32)) == y
         result.append(float(ok.mean()))
     return np.asarray(result)
 

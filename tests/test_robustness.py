@@ -1,5 +1,6 @@
 """helpers.robustness: attacks stay in budget, measure what they claim, and attack
-single-logit binary models too; adversarial training helps on a small fixture."""
+single-logit binary models and very confident models too (issue 16); adversarial training
+helps on a small fixture."""
 import numpy as np
 import pytest
 
@@ -112,13 +113,17 @@ def test_binary_models_are_really_attacked(wdbc, fixture, request):
     x, y = wdbc.X_test, wdbc.y_test
     clean = models.accuracy(model, x, y)
     assert clean > 0.9
-    acc = R.robust_accuracy(model, x, y, [0.0, 0.25, 0.5, 1.0], nb_iter=20, seed=0)
+    acc = R.robust_accuracy(model, x, y, [0.0, 0.25, 0.5, 1.0, 3.0, 10.0], nb_iter=20, seed=0)
     assert acc[0] == pytest.approx(clean)
     assert acc[2] < clean - 0.2, acc
-    assert acc[3] < 0.3, acc
+    # Issue 16: `acc < 0.3` at eps = 1 hid a silent failure on confident patients (the
+    # old [0, z] cross-entropy reported 0.15-0.17 and accuracy *rose* with eps). Fixed,
+    # the worst case over ce and margin falls monotonically to 0 (<= 1 patient of 143).
+    assert acc[3] < 0.15, acc
+    assert np.all(np.diff(acc) <= 0) and acc[4] <= 0.01 and acc[5] <= 0.01, acc
     adv = R.fgsm(model, x, y, 0.5)
     assert models.accuracy(model, adv, y) < clean - 0.1
-    # Without labels the attack uses the model's own predictions (argmax of [0, z]).
+    # Without labels the attack uses the model's own predictions (argmax of [-z/2, z/2]).
     adv_pred = R.fgsm(model, x, None, 0.5)
     assert models.accuracy(model, adv_pred, y) < clean - 0.1
 
@@ -215,3 +220,127 @@ def test_adversarial_fit_on_single_logit_binary_model(wdbc):
                                 nb_iter=5, learning_rate=1e-2, seed=0)
     assert history["loss"][-1] < history["loss"][0]
     assert models.accuracy(model, wdbc.X_test, wdbc.y_test) > 0.85
+
+
+# --------------------------------------------------------------------------- issue 16: confident models
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Two well separated Gaussian blobs in 4 dimensions (means -1.5 and +1.5, std 0.5)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    X = (rng.normal(size=(200, 4)) * 0.5 + np.where(y[:, None] == 1, 1.5, -1.5)).astype(np.float32)
+    return X, y
+
+
+def _margins(model, X, y):
+    z = np.asarray(model(X))
+    if z.shape[1] == 1:
+        return z[:, 0] * (2 * y - 1)
+    return z[np.arange(len(y)), y] - z[np.arange(len(y)), 1 - y]
+
+
+@pytest.fixture(scope="module")
+def confident(blobs):
+    """``confident(k, min_margin)``: a trained MLP with k outputs whose last layer is
+    scaled so that every kept example's logit margin is at least ``min_margin``; same
+    decisions as the trained model. Returns (model, X, y)."""
+    X, y = blobs
+    trained = {}
+
+    def make(k, min_margin):
+        if k not in trained:
+            tf.keras.utils.set_random_seed(0)
+            trained[k] = _fit(models.mlp(4, k, hidden=(8,), seed=0), X, y, epochs=20)
+        base = trained[k]
+        margin = _margins(base, X, y)
+        keep = margin > 0.5
+        model = tf.keras.models.clone_model(base)
+        model.set_weights(base.get_weights())
+        W, b = base.layers[-1].get_weights()
+        scale = min_margin / margin[keep].min()
+        model.layers[-1].set_weights([W * scale, b * scale])
+        return model, X[keep], y[keep]
+    return make
+
+
+@pytest.mark.parametrize("k,min_margin", [(1, 25), (2, 25), (1, 150), (2, 150)])
+def test_confident_models_are_broken_and_accuracy_falls_monotonically(confident, k, min_margin):
+    # Regression for issue 16: with logits above 20, cross-entropy gradients vanish in
+    # float32; robust accuracy used to *rise* with eps. Worst case over ce and margin,
+    # 20 PGD steps: must be non-increasing in eps and reach 0 (the blobs are 3 apart,
+    # an L∞ radius of 4 reaches the other blob from any point).
+    model, X, y = confident(k, min_margin)
+    assert _margins(model, X, y).min() >= min_margin - 1e-3
+    eps = [0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0]
+    acc = R.robust_accuracy(model, X, y, eps, nb_iter=20, seed=0)
+    assert acc[0] == 1.0
+    assert np.all(np.diff(acc) <= 0), acc
+    assert acc[-1] == 0.0, acc
+
+
+def test_cross_entropy_alone_saturates_on_very_confident_model_and_worst_case_catches_it(confident):
+    # Logit margins >= 150: the softmax underflows, the cross-entropy gradient is exactly 0
+    # for most examples, and a ce-only attack reports robustness that is not there.
+    model, X, y = confident(2, 150)
+    kw = dict(nb_iter=20, seed=0)
+    ce = R.robust_accuracy(model, X, y, [2.0, 4.0], losses="ce", **kw)
+    margin = R.robust_accuracy(model, X, y, [2.0, 4.0], losses="margin", **kw)
+    both = R.robust_accuracy(model, X, y, [2.0, 4.0], **kw)
+    assert np.all(ce > 0.5), ce
+    assert np.all(margin < 0.1), margin
+    assert np.all(both <= np.minimum(ce, margin)), (ce, margin, both)
+
+
+@pytest.mark.parametrize("loss", R.LOSSES)
+def test_single_logit_gradient_does_not_vanish_for_confident_predictions(confident, loss):
+    # With the logits [0, z], the ce gradient for a confident class-1 prediction was
+    # sigmoid(z) - 1 = 0 exactly once z > 16.6; with [-z/2, z/2] it flows through the
+    # other logit (-exp(-z)/2), nonzero up to z ~ 85. The margin never vanishes. An FGSM
+    # step with a nonzero gradient moves every example by exactly eps in L∞.
+    model, X, y = confident(1, 25)
+    z = np.abs(np.asarray(model(X))[:, 0])
+    keep = z < 80
+    assert keep.sum() > 100 and np.all(z[keep] > 20)
+    adv = R.fgsm(model, X[keep], y[keep], 0.1, loss=loss)
+    np.testing.assert_allclose(np.abs(adv - X[keep]).max(axis=1), 0.1, rtol=1e-5)
+
+
+def test_margin_loss_values():
+    logits = tf.constant([[1.0, 2.0, 3.0], [5.0, 1.0, 0.0], [0.0, 4.0, -1.0]])
+    np.testing.assert_allclose(R.margin_loss(tf.constant([1, 0, 2]), logits).numpy(), [1.0, -4.0, 5.0])
+    # Single logit z through logits_fn: the margin is -z for class 1 and z for class 0.
+    model = models.mlp(3, 1, hidden=(4,), seed=0)
+    x = tf.constant(np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32))
+    z = model(x).numpy()[:, 0]
+    y = np.array([0, 1, 1, 0, 1, 0])
+    np.testing.assert_allclose(R.margin_loss(y, R.logits_fn(model)(x)).numpy(), np.where(y == 1, -z, z),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_losses_worst_case_and_custom_attack_receives_loss(digits, digits_model):
+    x, y = digits.X_test[:100], digits.y_test[:100]
+    kw = dict(nb_iter=10, seed=0, **CLIP)
+    single = {loss: R.robust_accuracy(digits_model, x, y, [0.1], losses=loss, **kw)[0] for loss in R.LOSSES}
+    both = R.robust_accuracy(digits_model, x, y, [0.1], **kw)[0]
+    assert both <= min(single.values()), (single, both)
+    seen = []
+
+    def recording(model, x, y, eps, loss):
+        seen.append(loss)
+        return x
+    R.robust_accuracy(digits_model, x, y, [0.1], attack=recording, losses=("margin", "ce"), restarts=2)
+    assert seen == ["margin", "ce", "margin", "ce"]
+
+
+def test_bad_losses_raise_value_error(digits, digits_model):
+    x, y = digits.X_test[:20], digits.y_test[:20]
+    with pytest.raises(ValueError, match="loss must be one of"):
+        R.pgd(digits_model, x, y, 0.1, nb_iter=2, loss="hinge", **CLIP)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        R.fgsm(digits_model, x, y, 0.1, loss=None, **CLIP)
+    for losses in ((), ("ce", "cw")):
+        with pytest.raises(ValueError, match="losses"):
+            R.robust_accuracy(digits_model, x, y, [0.1], losses=losses)
+    with pytest.raises(ValueError, match="losses="):
+        R.robust_accuracy(digits_model, x, y, [0.1], loss="margin")
