@@ -18,15 +18,17 @@ costs at most a factor ``1 + 2**-(GRID_BITS-1)`` of noise. See :func:`laplace_gr
 :func:`gaussian_grid`.
 
 What the samplers are **not**: the integer noise comes from numpy's floating-point
-generators (a difference of two ``Generator.geometric`` draws, which invert a
-floating-point exponential or uniform; ``Generator.normal``). Their far tails are inexact
-and their support is finite, so :func:`laplace_mechanism` is ε-DP only up to a tiny δ (of
-order 1e-13 per coordinate, from outputs some thirty noise scales out), not exactly ε-DP.
-That is fine for teaching; a real release needs an **exact** sampler (Canonne, Kamath &
-Steinke, 2020, as used by OpenDP; :func:`exact_discrete_laplace` here for scalars) driven by
-a cryptographically secure generator that is never seeded. Seeds (``rng=0``) exist only to
-make the course reproducible: a seeded release is not private against anyone who can guess
-the seed. :func:`textbook_laplace` keeps the flawed sampler for the demonstration.
+generators (a difference of two ``Generator.geometric`` draws, each ``ceil(E / -log1p(-p))``
+for a floating-point exponential draw ``E``; ``Generator.normal``; ``Generator.gumbel`` in
+:func:`exponential_mechanism`). Their far tails are inexact and their support is finite,
+so :func:`laplace_mechanism` is not exactly ε-DP but (ε, δ)-DP with a tiny δ (δ ≈ 1e-13
+per coordinate as a conservative round figure; see :func:`discrete_laplace`). That is fine
+for teaching. A real release needs an **exact** sampler (Canonne, Kamath & Steinke, 2020,
+as in OpenDP; :func:`exact_discrete_laplace` and :func:`exact_laplace_mechanism` here, for
+scalars) driven by a cryptographically secure generator that is never seeded. Seeds
+(``rng=0``) exist only to make the course reproducible: a seeded release is not private
+against anyone who can guess the seed. :func:`textbook_laplace` keeps the flawed sampler
+for the demonstration.
 
 **Data inside the mechanisms never raises.** An exception that depends on the private data
 (an empty table, a missing value) tells the neighbours apart with certainty. Public
@@ -34,7 +36,9 @@ arguments (ε, δ, bounds, bins, relation) are validated with ``ValueError``; th
 handled inside the mechanism: empty data release a noisy count around 0, ``NaN`` means
 "missing" and the record is dropped from sums, means and histograms (under add/remove a
 dropped record is exactly an absent one, so the guarantee is unchanged; :func:`dp_count`
-still counts it as a record), ``±inf`` are clamped to the bounds like any other outlier.
+still counts it as a record; under replace-one :func:`dp_mean` imputes the middle of the
+range instead, since ``n`` is public), ``±inf`` are clamped to the bounds like any other
+outlier.
 
 Privacy accounting of DP-SGD (:func:`dp_sgd_epsilon`) uses ``dp_accounting``'s RDP (default)
 or PLD accountant with Poisson subsampling, add/remove-one-example neighbours and no
@@ -155,10 +159,14 @@ def discrete_laplace(t: float, size: Any = None, rng: Any = None) -> np.ndarray:
     """Integers ``k`` with ``P(k) ∝ exp(-|k| / t)``, *approximately*: a difference of two
     numpy geometric draws.
 
-    numpy's geometric sampler is a floating-point inversion, so the far tail is inexact
-    (some integers tens of ``t`` out cannot occur, others are slightly too likely) and the
-    support is finite. Mechanisms built on it are (ε, δ)-DP with δ of order 1e-13 per
-    coordinate, not ε-DP. For an exact sampler see :func:`exact_discrete_laplace`.
+    numpy (1.26) computes a geometric draw as ``ceil(E / -log1p(-p))`` with ``E`` a
+    floating-point exponential draw (ziggurat). Far in the tail ``E`` comes from
+    ``-log(1 - U)`` for a 53-bit uniform ``U``, whose values have gaps wider than one grid
+    step there: beyond roughly ``44 - ln t`` noise scales some integers cannot occur, and
+    nothing beyond about 44 scales can. Mechanisms built on it are therefore (ε, δ)-DP, not
+    ε-DP. Our estimate of that δ is of order ``t * 1e-19`` per coordinate; we quote
+    δ ≈ 1e-13 as a conservative round figure, not a proof. For an exact sampler see
+    :func:`exact_discrete_laplace`.
     """
     t = validation.positive("t", t)
     gen = validation.rng_from(rng)
@@ -310,8 +318,8 @@ def laplace_mechanism(value: Any, sensitivity: float, epsilon: float, rng: Any =
 
     Noise scale ``sensitivity / epsilon`` per coordinate, drawn on a grid that pays for the
     rounding of every coordinate (:func:`secure_laplace`, :func:`laplace_grid`). Exactly
-    ε-DP only with an exact sampler: this one is ε-DP up to a δ of order 1e-13 (module
-    docstring). The same ``rng`` seed gives the same output (seeds are for teaching).
+    ε-DP only with an exact sampler: this one is (ε, δ ≈ 1e-13)-DP per coordinate (see
+    :func:`discrete_laplace`). The same ``rng`` seed gives the same output (seeds are for teaching).
     """
     return secure_laplace(value, sensitivity, epsilon, rng=rng)
 

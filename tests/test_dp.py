@@ -1,6 +1,7 @@
-"""helpers.dp: mechanisms have the claimed noise, clamp, respect ε empirically; the secure
-sampler stays on its grid; the ledger refuses overspending; DP-SGD accounting agrees
-with dp_accounting and tensorflow-privacy. Statistical tests use fixed seeds; their
+"""helpers.dp: mechanisms have the claimed noise, clamp, respect ε empirically and exactly
+(worst-case vector counterexamples); the grid sampler stays on its grid; the exact sampler
+has the exact pmf; data never raise; the ledger refuses overspending; DP-SGD accounting
+(RDP, PLD, shuffled) agrees with dp_accounting and tensorflow-privacy. Statistical tests use fixed seeds; their
 thresholds are set so a correct implementation fails with probability < 1e-3."""
 import math
 import re
@@ -185,7 +186,8 @@ def test_nan_policy_missing_is_absent_and_counted_as_a_record():
     # add/remove: a NaN record is dropped, exactly as if it were absent (same seed, same output)
     assert dp.dp_mean(with_nan, 0, 10, 1.0, rng=4) == dp.dp_mean(data, 0, 10, 1.0, rng=4)
     assert dp.dp_sum(with_nan, 0, 10, 1.0, rng=4) == dp.dp_sum(data, 0, 10, 1.0, rng=4)
-    assert np.array_equal(dp.dp_histogram(with_nan, [0, 2, 4], 1.0, rng=4), dp.dp_histogram(data, [0, 2, 4], 1.0, rng=4))
+    assert np.array_equal(dp.dp_histogram(with_nan, [0, 2, 4], 1.0, rng=4),
+                          dp.dp_histogram(data, [0, 2, 4], 1.0, rng=4))
     # dp_count counts records, whatever their values
     assert dp.dp_count(with_nan, 1.0, rng=4) == dp.dp_count([0.0] * 4, 1.0, rng=4)
     # replace-one: n is public, NaN is imputed as the middle of the range
