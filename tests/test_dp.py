@@ -1,8 +1,9 @@
 """helpers.dp: mechanisms have the claimed noise, clamp, respect ε empirically and exactly
 (worst-case vector counterexamples); the grid sampler stays on its grid; the exact sampler
 has the exact pmf; data never raise; the ledger refuses overspending; DP-SGD accounting
-(RDP, PLD, shuffled) agrees with dp_accounting and tensorflow-privacy. Statistical tests use fixed seeds; their
-thresholds are set so a correct implementation fails with probability < 1e-3."""
+(RDP, PLD, shuffled) agrees with dp_accounting and tensorflow-privacy. Statistical tests use
+fixed seeds; their thresholds are set so a correct implementation fails with probability
+< 1e-3."""
 import math
 import re
 from fractions import Fraction
