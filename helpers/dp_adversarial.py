@@ -14,8 +14,9 @@ private steps, so using them costs no privacy):
    ``x_i`` is the gradient of patient ``i``'s own loss;
 2. the per-example loss ``(1 - w) * loss(x_i, y_i) + w * loss(x_adv_i, y_i)`` is a
    function of patient ``i`` alone;
-3. tensorflow-privacy's DP optimizer (``num_microbatches=None``: one microbatch per
-   example) clips the gradient of each per-example loss to ``C``, sums, adds noise.
+3. the gradient of that mixed loss (clean and adversarial part together) is computed per
+   patient (a Jacobian over the batch) and clipped to ``C``; the clipped gradients of the
+   patients in the batch are summed and noise is added to the sum.
 
 Adding or removing patient ``i`` therefore changes exactly one clipped term, as in
 plain DP-SGD, and the same accountant (:func:`helpers.dp.dp_sgd_epsilon`) applies. What
@@ -23,9 +24,13 @@ would break it: crafting adversarial examples from *other* patients' data (e.g. 
 universal perturbation fitted on the batch), batch normalisation in the model, or
 clipping the clean gradient but not the adversarial one.
 
-Sampling caveat (shared with tensorflow-privacy's tutorials): batches are fixed-size
-slices of a fresh shuffle each epoch, while the RDP accountant assumes Poisson
-subsampling with rate ``batch_size / n``; the remainder of each epoch is dropped.
+Sampling: the same Poisson DP-SGD as :func:`helpers.dp_training.dp_sgd_fit`. Each of the
+``ceil(num_epochs * n / batch_size)`` steps includes every patient independently with
+probability ``q = batch_size / n`` (the realised batch size varies); the noisy sum
+(standard deviation ``noise_multiplier * C``) is divided by the expected batch size
+``q * n``, never by the realised one. ``dp.dp_sgd_epsilon(n, batch_size, num_epochs,
+noise_multiplier, delta)`` (add-or-remove-one-patient neighbours, per-patient clipping) is
+therefore the ε of exactly the algorithm that runs.
 """
 from __future__ import annotations
 
@@ -74,7 +79,7 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
                        l2_norm_clip: float = 1.0, num_epochs: int = 20, batch_size: int = 32,
                        learning_rate: float = 0.5, nb_iter: int = 5, adv_weight: float = 0.5,
                        delta: float | None = None, seed: int = 0) -> dict[str, Any]:
-    """Train ``model`` (in place) with DP-SGD on per-example adversarial losses.
+    """Train ``model`` (in place) with Poisson DP-SGD on per-example adversarial losses.
 
     Parameters
     ----------
@@ -85,26 +90,29 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
     eps:
         L∞ radius of the PGD examples in input units (``0`` gives plain DP-SGD).
     noise_multiplier, l2_norm_clip:
-        DP-SGD's noise (standard deviation ``noise_multiplier * l2_norm_clip``) and
-        per-example clipping norm.
+        DP-SGD's noise (standard deviation ``noise_multiplier * l2_norm_clip``, added to the
+        sum) and per-example clipping norm. ``0`` clips without noise (no privacy).
     num_epochs, batch_size, learning_rate:
-        Passes over the data, examples per step (``<= len(X)``), SGD step size.
+        Expected passes over the data (``ceil(num_epochs * n / batch_size)`` steps), *expected*
+        examples per step (``<= len(X)``; sampling rate ``batch_size / n``), SGD step size
+        (applied to the noisy sum divided by ``batch_size``).
     nb_iter, adv_weight:
         PGD steps (step size ``2.5 * eps / nb_iter``) and weight of the adversarial loss.
     delta:
         If given, the result includes the accountant's ``epsilon`` at this ``delta``
-        (add/remove-one-patient neighbours).
+        (add/remove-one-patient neighbours, Poisson sampling).
     seed:
-        Seeds the shuffles and the PGD random starts.
+        Seeds the Poisson masks, the noise and the PGD random starts.
 
     Returns
     -------
-    ``{"loss": per-epoch mean loss, "seconds": training time, "steps": optimizer steps,
-    "epsilon": ε (only with delta)}``.
+    ``{"loss": per-epoch mean loss of the included patients, "seconds": training time,
+    "steps": optimizer steps, "masks": (steps, n) boolean inclusion masks,
+    "batch_sizes": realised batch size per step, "epsilon": ε (only with delta)}``.
     """
     import tensorflow as tf
-    from tensorflow_privacy.privacy.optimizers.dp_optimizer_keras import DPKerasSGDOptimizer
 
+    from helpers.dp_training import noisy_average, padded_batch, per_epoch_mean_loss, poisson_masks, step_seeds
     from helpers.models import loss_for
 
     X, y = validation.training_data(X, y)
@@ -122,38 +130,43 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
         raise ValueError(f"adv_weight must be in [0, 1], got {adv_weight}")
     seed = validation.positive_int("seed", seed, minimum=0)
     _check_no_batch_mixing(model)
-    tf.keras.utils.set_random_seed(seed)  # the DP noise and the PGD starts depend only on seed
     k = int(model.output_shape[-1])
     labels = y.reshape(-1, 1).astype(np.float32) if k == 1 else y.astype(np.int64)
     loss_fn = loss_for(k, reduction="none")
-    optimizer = DPKerasSGDOptimizer(l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
-                                    num_microbatches=None, learning_rate=learning_rate)
+    optimizer = tf.keras.optimizers.SGD(learning_rate)
+    variables = model.trainable_variables
     eps_iter = 2.5 * eps / nb_iter
     use_adv = eps > 0 and adv_weight > 0
 
     @tf.function
-    def train_step(xb, yb, step_seed):
-        x_pert = pgd_linf(model, xb, yb, eps, nb_iter, eps_iter, step_seed) if use_adv else xb
+    def train_step(xb, yb, wb, t):
+        seeds = step_seeds(seed, t, len(variables) + 1)  # one per variable for the noise, one for PGD
+        x_pert = pgd_linf(model, xb, yb, eps, nb_iter, eps_iter, seeds[-1]) if use_adv else xb
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(x_pert, training=True))  # one loss per example
             if use_adv and adv_weight < 1:
                 loss = adv_weight * loss + (1 - adv_weight) * loss_fn(yb, model(xb, training=True))
-        optimizer.minimize(loss, model.trainable_variables, tape=tape)  # per-example clip + noise
-        return tf.reduce_mean(loss)
+        jacobian = tape.jacobian(loss, variables)  # per-example gradients of the mixed loss
+        rows = tf.shape(loss)[0]
+        norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(j), [rows, -1]), axis=1) for j in jacobian]))
+        factor = wb * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
+        clipped_sums = [tf.tensordot(factor, j, axes=1) for j in jacobian]
+        grads = noisy_average(clipped_sums, noise_multiplier, l2_norm_clip, batch_size, seeds)
+        optimizer.apply_gradients(zip(grads, variables))
+        return tf.reduce_sum(wb * loss)
 
-    rng = np.random.default_rng(seed)
-    history, steps = [], 0
+    masks = poisson_masks(len(X), batch_size, num_epochs, np.random.default_rng(seed))
+    sizes = masks.sum(axis=1)
+    size = max(1, int(sizes.max()))  # pad every batch to one size: one trace
+    loss_sums = np.zeros(len(masks))
     start = time.perf_counter()
-    for _ in range(num_epochs):
-        order = rng.permutation(len(X))
-        losses = []
-        for i in range(len(X) // batch_size):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            step_seed = tf.constant([seed, steps], tf.int64)
-            losses.append(float(train_step(tf.constant(X[idx]), tf.constant(labels[idx]), step_seed)))
-            steps += 1
-        history.append(float(np.mean(losses)))
-    result: dict[str, Any] = {"loss": history, "seconds": time.perf_counter() - start, "steps": steps}
+    for t, mask in enumerate(masks):
+        index, weights = padded_batch(mask, size)
+        loss_sums[t] = float(train_step(tf.constant(X[index]), tf.constant(labels[index]), tf.constant(weights),
+                                        tf.constant(t, tf.int64)))
+    result: dict[str, Any] = {"loss": per_epoch_mean_loss(loss_sums, masks, num_epochs),
+                              "seconds": time.perf_counter() - start, "steps": len(masks), "masks": masks,
+                              "batch_sizes": sizes}
     if delta is not None:
         from helpers.dp import dp_sgd_epsilon
 

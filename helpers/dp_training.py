@@ -1,22 +1,58 @@
-"""Training small Keras MLPs with and without DP-SGD (tensorflow-privacy).
+"""DP-SGD with Poisson subsampling for small Keras MLPs, and tensorflow-privacy's variants timed.
 
-:func:`train_mlp` uses ``DPSequential`` with *fast gradient clipping* (the per-example
-gradient norms of Dense layers come from one backward pass, "ghost clipping"), the
-fastest correct variant in tensorflow-privacy 0.9.0 for these models. Each example is
-clipped on its own (no microbatches), so :func:`helpers.dp.dp_sgd_epsilon` (with
-``used_microbatching=False`` semantics) gives its ε.
+What the private training runs
+------------------------------
+:func:`dp_sgd_fit` (and :func:`train_mlp` with a ``noise_multiplier``) runs DP-SGD with
+**Poisson subsampling**, the algorithm that :func:`helpers.dp.dp_sgd_epsilon` accounts for:
 
-Sampling caveat: the accountant assumes Poisson sampling (each example joins each
-batch independently with probability ``batch_size / n``); Keras' ``fit`` shuffles and
-cuts fixed-size batches instead, as most DP-SGD code does. The ε is therefore the ε of
-the Poisson-sampled algorithm; for shuffled batches the true ε can be larger
-(Chua et al., 2024).
+* ``steps = ceil(epochs * n / batch_size)`` steps (see :func:`num_steps`); at each step every
+  example joins the batch **independently with probability** ``q = batch_size / n``
+  (:func:`poisson_masks`), so ``batch_size`` is the *expected* batch size and the realised
+  batch size varies from step to step (it may even be 0);
+* each included example's gradient is **clipped on its own** to L2 norm ``l2_norm_clip = C``
+  (no microbatches), the clipped gradients are summed, Gaussian noise of standard deviation
+  ``noise_multiplier * C`` is added **to the sum**, and the result is divided by the
+  **expected** batch size ``q * n`` (a constant: dividing by the realised batch size would
+  reveal how many examples were drawn, hence whether one example was there);
+* plain SGD applies it: ``w -= learning_rate * (sum of clipped + noise) / (q * n)``.
 
-:func:`time_epochs` times the variants of tensorflow-privacy on one model.
+Each step is a Poisson-subsampled Gaussian mechanism with sensitivity ``C`` under the
+**add-or-remove-one-example** neighbouring relation, so ``dp.dp_sgd_epsilon(n, batch_size,
+epochs, noise_multiplier, delta)`` is the ε of exactly this algorithm. ``noise_multiplier=0``
+runs the same sampling and clipping without noise (a matched control, no privacy).
+
+Per-example gradient norms come from tensorflow-privacy's fast ("ghost") clipping
+(``fast_gradient_clipping.clip_grads.compute_gradient_norms``: Dense layers' per-example
+norms from one backward pass); a second backward pass of the loss reweighted by
+``mask_i * min(1, C / norm_i)`` gives the sum of the clipped gradients of the included
+examples. Each step gathers the included examples and pads them with zero-weight rows to
+one fixed size (the largest realised batch of the run), so the step is traced once.
+
+Why not ``DPSequential`` with sample weights? Reading tensorflow-privacy 0.9.0's
+``DPSequential`` and ``clip_grads``: the sample weight multiplies each example's loss
+*before* its gradient norm is measured, so a 0/1 weight gives exactly "clip, then include
+or not"; the noise has standard deviation ``noise_multiplier * C`` relative to the sum;
+but the sum is divided by the number of rows of the batch tensor. Fed the gathered
+Poisson batch, that divisor is the realised batch size (which leaks); fed fixed-size
+padded batches, it is correct up to a rescaled learning rate. The helpers do the
+division themselves (``tests/test_dp_training.py`` checks both facts numerically).
+
+Randomness: the masks come from ``numpy.random.default_rng(seed)``, the noise of step ``t``
+from TensorFlow's stateless generator keyed by ``(seed, t)``; the same call gives the same
+model, bit for bit on the same machine.
+
+Non-private training (``noise_multiplier=None``) keeps Keras' ``fit`` with shuffled
+fixed-size batches.
+
+:func:`time_epochs` times tensorflow-privacy's own variants (optimizers with microbatches,
+vectorized, ``DPSequential`` fast clipping; they use Keras' shuffled fixed-size batches and
+are only timed, never used for the course's ε) next to this module's Poisson DP-SGD.
 """
 from __future__ import annotations
 
+import math
 import time
+from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,7 +61,210 @@ from helpers import validation
 
 VARIANTS = ("non-private", "DPKerasSGDOptimizer (microbatches)", "VectorizedDPKerasSGDOptimizer",
             "DPSequential fast clipping")
+POISSON_VARIANT = "Poisson DP-SGD (helpers, fast clipping)"
 
+
+# ----------------------------------------------------------------------------- sampling
+
+def num_steps(n: int, batch_size: int, epochs: float) -> int:
+    """Steps of DP-SGD: ``ceil(epochs * n / batch_size)``, in exact arithmetic.
+
+    ``epochs`` is read as the decimal it prints as (``0.2`` is 1/5, not the binary float
+    just above it). Floating point can round ``epochs / q`` up past an integer and count
+    one step more (``21 / (35 / 50)`` is ``30.000000000000004``); an accountant that counts
+    more steps than were run is only conservative.
+    """
+    n = validation.positive_int("n", n)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    epochs = validation.positive("epochs", epochs)
+    return max(1, math.ceil(Fraction(str(epochs)) * n / batch_size))
+
+
+def poisson_masks(n: int, batch_size: int, epochs: float, rng: Any = None) -> np.ndarray:
+    """Inclusion masks of Poisson subsampling: a boolean array ``(steps, n)``.
+
+    Entry ``[t, i]`` is ``True`` when example ``i`` is in the batch of step ``t``; all
+    entries are independent Bernoulli(``batch_size / n``). ``steps`` is :func:`num_steps`;
+    ``rng`` is a seed, a ``numpy.random.Generator`` or ``None``.
+    """
+    steps = num_steps(n, batch_size, epochs)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= the number of examples ({n}), got {batch_size}")
+    rng = validation.rng_from(rng)
+    return rng.random((steps, n)) < batch_size / n
+
+
+def padded_batch(mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the examples in ``mask`` padded to ``size`` rows, and 0/1 weights.
+
+    Padding rows point at example 0 with weight 0: they change neither the sum of clipped
+    gradients nor the divisor.
+    """
+    idx = np.flatnonzero(mask)
+    if len(idx) > size:
+        raise ValueError(f"size must be >= the number of included examples ({len(idx)}), got {size}")
+    index = np.zeros(size, np.int64)
+    index[:len(idx)] = idx
+    weights = np.zeros(size, np.float32)
+    weights[:len(idx)] = 1.0
+    return index, weights
+
+
+# ----------------------------------------------------------------------------- the private step
+
+def step_seeds(seed: int, step: Any, num: int) -> Any:
+    """``num`` independent stateless seeds (an int64 tensor ``(num, 2)``) for step ``step``."""
+    import tensorflow as tf
+
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    return tf.random.experimental.stateless_split(key, num)
+
+
+def noisy_average(clipped_sums: Sequence[Any], noise_multiplier: float, l2_norm_clip: float,
+                  expected_batch_size: float, seeds: Any) -> list:
+    """``(sum + N(0, (noise_multiplier * l2_norm_clip)^2)) / expected_batch_size`` per variable.
+
+    ``seeds`` holds one stateless seed per variable (see :func:`step_seeds`). The divisor is
+    the *expected* batch size ``q * n``, a constant, never the realised batch size.
+    """
+    import tensorflow as tf
+
+    out = []
+    for g, s in zip(clipped_sums, tf.unstack(seeds)[:len(clipped_sums)]):
+        if noise_multiplier > 0:
+            g = g + tf.random.stateless_normal(tf.shape(g), s, stddev=noise_multiplier * l2_norm_clip,
+                                               dtype=g.dtype)
+        out.append(g / expected_batch_size)
+    return out
+
+
+def _check_dp_args(n: int, batch_size: Any, noise_multiplier: Any, l2_norm_clip: Any, learning_rate: Any,
+                   seed: Any) -> tuple[int, float, float, float, int]:
+    batch_size = validation.positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= the number of examples ({n}), got {batch_size}")
+    noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
+    l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)
+    learning_rate = validation.positive("learning_rate", learning_rate)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    return batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed
+
+
+def _labels(y: np.ndarray, num_outputs: int) -> np.ndarray:
+    """Labels shaped as :func:`helpers.models.loss_for` expects."""
+    return y.reshape(-1, 1).astype(np.float32) if num_outputs == 1 else y.astype(np.int64)
+
+
+class _FastClippingDPSGD:
+    """One traced Poisson DP-SGD step for a Keras model of registered layers (Dense, ...)."""
+
+    def __init__(self, model: Any, noise_multiplier: float, l2_norm_clip: float, expected_batch_size: float,
+                 learning_rate: float, seed: int) -> None:
+        import tensorflow as tf
+        from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads, gradient_clipping_utils
+        from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
+
+        from helpers.models import loss_for
+
+        registry = layer_registry.make_default_layer_registry()
+        if not (gradient_clipping_utils.has_internal_compute_graph(model)
+                and gradient_clipping_utils.all_trainable_layers_are_registered(model, registry)):
+            raise ValueError("model must be a Keras Sequential or functional model whose trainable layers are "
+                             "in tensorflow-privacy's fast-clipping registry (Dense, Embedding, ...)")
+        self.model = model
+        self.optimizer = tf.keras.optimizers.SGD(learning_rate)
+        loss_fn = loss_for(int(model.output_shape[-1]), reduction="none")
+        variables = model.trainable_variables
+
+        @tf.function
+        def step(xb, yb, wb, t):
+            norms = clip_grads.compute_gradient_norms(model, registry, xb, yb, per_example_loss_fn=loss_fn,
+                                                      trainable_vars=variables)
+            factor = wb * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
+            with tf.GradientTape() as tape:
+                losses = loss_fn(yb, model(xb, training=True))
+                clipped_loss = tf.reduce_sum(tf.stop_gradient(factor) * losses)
+            clipped_sums = tape.gradient(clipped_loss, variables)
+            grads = noisy_average(clipped_sums, noise_multiplier, l2_norm_clip, expected_batch_size,
+                                  step_seeds(seed, t, len(variables)))
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return tf.reduce_sum(wb * losses)
+
+        self._step = step
+
+    def run(self, X: np.ndarray, labels: np.ndarray, masks: np.ndarray, size: int, first_step: int = 0) -> np.ndarray:
+        """Run one step per row of ``masks``; return the summed loss of the included examples per step."""
+        import tensorflow as tf
+
+        out = np.zeros(len(masks))
+        for t, mask in enumerate(masks):
+            index, weights = padded_batch(mask, size)
+            out[t] = float(self._step(tf.constant(X[index]), tf.constant(labels[index]), tf.constant(weights),
+                                      tf.constant(first_step + t, tf.int64)))
+        return out
+
+
+def per_epoch_mean_loss(loss_sums: np.ndarray, masks: np.ndarray, epochs: int) -> list[float]:
+    """Mean loss of the included examples per epoch; the steps are split evenly into ``epochs``.
+
+    ``loss_sums[t]`` is the summed loss of step ``t``'s batch; an epoch without any included
+    example gets ``nan``.
+    """
+    steps = len(masks)
+    epoch_of = np.minimum(np.arange(steps) * epochs // max(steps, 1), epochs - 1)
+    counts = masks.sum(axis=1)
+    history = []
+    for e in range(epochs):
+        total = counts[epoch_of == e].sum()
+        history.append(float(loss_sums[epoch_of == e].sum() / total) if total else float("nan"))
+    return history
+
+
+def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, noise_multiplier: float,
+               l2_norm_clip: float = 1.0, learning_rate: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """Train ``model`` (in place) with Poisson-subsampled DP-SGD (see the module docstring).
+
+    Parameters
+    ----------
+    model:
+        A logit-output Keras ``Sequential`` or functional model whose trainable layers are in
+        tensorflow-privacy's fast-clipping registry (e.g. :func:`helpers.models.mlp`).
+    X, y:
+        Training inputs and labels (0/1 for a single logit, class indices otherwise).
+    epochs:
+        Expected passes over the data (may be fractional): ``ceil(epochs * n / batch_size)`` steps.
+    batch_size:
+        *Expected* batch size, ``1 <= batch_size <= n``; the sampling rate is ``q = batch_size / n``.
+    noise_multiplier, l2_norm_clip:
+        Noise standard deviation ``noise_multiplier * l2_norm_clip`` added to each step's sum of
+        per-example gradients clipped to ``l2_norm_clip``. ``0`` clips without noise.
+    learning_rate:
+        SGD step size, applied to ``(sum + noise) / (q * n)``.
+    seed:
+        Seeds the masks and the noise.
+
+    Returns
+    -------
+    ``{"masks": (steps, n) bool array, "batch_sizes": realised batch size per step,
+    "loss": mean loss of the included examples per epoch (``ceil(epochs)`` values),
+    "steps": number of steps, "seconds": training time}``. The ε is
+    ``helpers.dp.dp_sgd_epsilon(n, batch_size, epochs, noise_multiplier, delta)``.
+    """
+    X, y = validation.training_data(X, y)
+    epochs = validation.positive("epochs", epochs)
+    batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed = _check_dp_args(
+        len(X), batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed)
+    trainer = _FastClippingDPSGD(model, noise_multiplier, l2_norm_clip, batch_size, learning_rate, seed)
+    masks = poisson_masks(len(X), batch_size, epochs, np.random.default_rng(seed))
+    sizes = masks.sum(axis=1)
+    start = time.perf_counter()
+    loss_sums = trainer.run(X, _labels(y, int(model.output_shape[-1])), masks, max(1, int(sizes.max())))
+    seconds = time.perf_counter() - start
+    return {"masks": masks, "batch_sizes": sizes, "loss": per_epoch_mean_loss(loss_sums, masks, math.ceil(epochs)),
+            "steps": len(masks), "seconds": seconds}
+
+
+# ----------------------------------------------------------------------------- models
 
 def _layers(input_dim: int, num_outputs: int, hidden: Sequence[int], seed: int) -> list:
     """Fresh layers of :func:`helpers.models.mlp` (same architecture and initialisation)."""
@@ -44,24 +283,18 @@ def _layers(input_dim: int, num_outputs: int, hidden: Sequence[int], seed: int) 
     return layers
 
 
-def _check_fit_args(X: Any, y: Any, batch_size: Any, epochs: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-    X, y = validation.training_data(X, y)
-    batch_size = validation.positive_int("batch_size", batch_size)
-    if len(X) % batch_size:
-        raise ValueError(f"batch_size must divide the number of examples ({len(X)}) "
-                         f"so every DP-SGD step has the same batch size, got {batch_size}")
-    epochs = validation.positive_int("epochs", epochs)
-    return X, y.astype(np.int64), batch_size, epochs
-
-
 def build_model(input_dim: int, num_outputs: int, hidden: Sequence[int] = (64,), seed: int = 0,
                 noise_multiplier: float | None = None, l2_norm_clip: float = 1.0,
                 learning_rate: float = 0.5, variant: str | None = None, batch_size: int | None = None):
-    """A compiled MLP that outputs logits: plain SGD (``noise_multiplier=None``) or DP-SGD.
+    """A compiled MLP that outputs logits, trained by Keras' ``fit``: plain SGD
+    (``noise_multiplier=None``) or one of tensorflow-privacy's DP-SGD variants.
 
-    ``variant`` selects the DP implementation (one of :data:`VARIANTS`; default
-    ``"DPSequential fast clipping"``); the optimizer variants need ``batch_size``
-    (one microbatch per example).
+    Used by :func:`time_epochs` (and by :func:`train_mlp` for non-private training).
+    ``fit`` cuts shuffled fixed-size batches, so the DP variants here are *not* the
+    Poisson-sampled algorithm that :func:`helpers.dp.dp_sgd_epsilon` accounts for; train
+    private models with :func:`train_mlp` or :func:`dp_sgd_fit`. ``variant`` is one of
+    :data:`VARIANTS` (default ``"DPSequential fast clipping"``); the optimizer variants need
+    ``batch_size`` (one microbatch per example).
     """
     import tensorflow as tf
 
@@ -104,37 +337,88 @@ def build_model(input_dim: int, num_outputs: int, hidden: Sequence[int] = (64,),
 
 def train_mlp(X: Any, y: Any, num_outputs: int, epochs: int, batch_size: int, hidden: Sequence[int] = (64,),
               noise_multiplier: float | None = None, l2_norm_clip: float = 1.0, learning_rate: float = 0.5,
-              seed: int = 0):
-    """Train an MLP on ``(X, y)``; DP-SGD (fast clipping) when ``noise_multiplier`` is given.
+              seed: int = 0, record_masks: bool = False):
+    """Train an MLP on ``(X, y)``: non-private SGD, or Poisson DP-SGD when ``noise_multiplier`` is given.
 
-    ``batch_size`` must divide ``len(X)``. Seeds fix the initial weights, the batch
-    order and the DP noise, so the same call gives the same model.
+    * ``noise_multiplier=None``: plain SGD with Keras' ``fit`` (shuffled batches of
+      ``batch_size``; the last batch of an epoch may be smaller).
+    * ``noise_multiplier >= 0``: :func:`dp_sgd_fit`, i.e. Poisson sampling with rate
+      ``batch_size / n`` (``batch_size`` is the *expected* batch size, ``<= n``), per-example
+      clipping to ``l2_norm_clip``, noise ``noise_multiplier * l2_norm_clip`` on the sum,
+      division by ``batch_size``. Its ε is ``dp.dp_sgd_epsilon(n, batch_size, epochs,
+      noise_multiplier, delta)``. ``noise_multiplier=0.0`` is the same sampling and
+      clipping without noise (a control; no privacy).
+
+    Seeds fix the initial weights, the batches and the noise, so the same call gives the
+    same model. Returns the model (compiled with SGD and the matching loss); with
+    ``record_masks=True`` (private training only) returns ``(model, masks)``, ``masks`` the
+    ``(steps, n)`` boolean inclusion masks of :func:`dp_sgd_fit`.
     """
     import tensorflow as tf
 
-    X, y, batch_size, epochs = _check_fit_args(X, y, batch_size, epochs)
-    seed = validation.positive_int("seed", seed, minimum=0)
-    tf.keras.utils.set_random_seed(seed)
-    model = build_model(X.shape[1], num_outputs, hidden, seed, noise_multiplier, l2_norm_clip, learning_rate)
-    labels = y.reshape(-1, 1).astype(np.float32 if num_outputs == 1 else np.int64)
-    model.fit(X, labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-    return model
+    from helpers.models import loss_for
 
+    X, y = validation.training_data(X, y)
+    num_outputs = validation.positive_int("num_outputs", num_outputs)
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    if batch_size > len(X):
+        raise ValueError(f"batch_size must be <= the number of examples ({len(X)}), got {batch_size}")
+    seed = validation.positive_int("seed", seed, minimum=0)
+    if record_masks and noise_multiplier is None:
+        raise ValueError("record_masks needs private training: pass a noise_multiplier (0.0 for clipping only)")
+    tf.keras.utils.set_random_seed(seed)
+    if noise_multiplier is None:
+        model = build_model(X.shape[1], num_outputs, hidden, seed, None, l2_norm_clip, learning_rate)
+        labels = y.reshape(-1, 1).astype(np.float32 if num_outputs == 1 else np.int64)
+        model.fit(X, labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+        return model
+    model = tf.keras.Sequential(_layers(X.shape[1], num_outputs, hidden, seed))
+    info = dp_sgd_fit(model, X, y, epochs=epochs, batch_size=batch_size, noise_multiplier=noise_multiplier,
+                      l2_norm_clip=l2_norm_clip, learning_rate=learning_rate, seed=seed)
+    model.compile(tf.keras.optimizers.SGD(learning_rate), loss_for(num_outputs))
+    return (model, info["masks"]) if record_masks else model
+
+
+# ----------------------------------------------------------------------------- timing
 
 def time_epochs(X: Any, y: Any, num_outputs: int, batch_size: int, hidden: Sequence[int] = (64,),
-                epochs: int = 1, variants: Sequence[str] = VARIANTS, noise_multiplier: float = 1.0) -> dict[str, float]:
-    """Seconds per epoch of each variant, after one warm-up epoch (which traces the graph)."""
+                epochs: int = 1, variants: Sequence[str] = (*VARIANTS, POISSON_VARIANT),
+                noise_multiplier: float = 1.0) -> dict[str, float]:
+    """Seconds per epoch of each variant, after one warm-up epoch (which traces the graph).
+
+    :data:`VARIANTS` are tensorflow-privacy's implementations run by Keras' ``fit`` on
+    shuffled fixed-size batches (``batch_size`` must divide ``len(X)``); they are timed
+    only. :data:`POISSON_VARIANT` is :func:`dp_sgd_fit`'s step, the one the course trains with.
+    """
     import tensorflow as tf
 
-    X, y, batch_size, epochs = _check_fit_args(X, y, batch_size, epochs)
+    X, y = validation.training_data(X, y)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    if len(X) % batch_size:
+        raise ValueError(f"batch_size must divide the number of examples ({len(X)}) "
+                         f"so every step of the timed variants has the same batch size, got {batch_size}")
+    epochs = validation.positive_int("epochs", epochs)
+    for variant in variants:
+        if variant not in (*VARIANTS, POISSON_VARIANT):
+            raise ValueError(f"variants must be among {(*VARIANTS, POISSON_VARIANT)}, got {variant!r}")
     labels = y.reshape(-1, 1).astype(np.float32 if num_outputs == 1 else np.int64)
     out = {}
     for variant in variants:
         tf.keras.utils.set_random_seed(0)
-        nm = None if variant == "non-private" else noise_multiplier
-        model = build_model(X.shape[1], num_outputs, hidden, 0, nm, variant=variant, batch_size=batch_size)
-        model.fit(X, labels, epochs=1, batch_size=batch_size, verbose=0)
-        start = time.perf_counter()
-        model.fit(X, labels, epochs=epochs, batch_size=batch_size, verbose=0)
+        if variant == POISSON_VARIANT:
+            model = tf.keras.Sequential(_layers(X.shape[1], num_outputs, hidden, 0))
+            trainer = _FastClippingDPSGD(model, noise_multiplier, 1.0, batch_size, 0.5, 0)
+            masks = poisson_masks(len(X), batch_size, 1 + epochs, np.random.default_rng(0))
+            size, warm = int(masks.sum(axis=1).max()), num_steps(len(X), batch_size, 1)
+            trainer.run(X, _labels(y, num_outputs), masks[:warm], size)
+            start = time.perf_counter()
+            trainer.run(X, _labels(y, num_outputs), masks[warm:], size, first_step=warm)
+        else:
+            nm = None if variant == "non-private" else noise_multiplier
+            model = build_model(X.shape[1], num_outputs, hidden, 0, nm, variant=variant, batch_size=batch_size)
+            model.fit(X, labels, epochs=1, batch_size=batch_size, verbose=0)
+            start = time.perf_counter()
+            model.fit(X, labels, epochs=epochs, batch_size=batch_size, verbose=0)
         out[variant] = (time.perf_counter() - start) / epochs
     return out

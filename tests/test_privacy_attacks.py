@@ -121,7 +121,7 @@ def test_dp_training_is_deterministic_and_validates(digits):
         np.testing.assert_array_equal(wa, wb)
     assert accuracy(a, digits.X_test, digits.y_test) > 0.3  # it learns despite the noise
     with pytest.raises(ValueError, match="batch_size"):
-        dp_training.train_mlp(X, y, 10, epochs=1, batch_size=70, noise_multiplier=1.0)
+        dp_training.train_mlp(X, y, 10, epochs=1, batch_size=301, noise_multiplier=1.0)  # > n
     with pytest.raises(ValueError, match="variant"):
         dp_training.build_model(64, 10, noise_multiplier=1.0, variant="fastest")
 
