@@ -119,7 +119,8 @@ def text_difference(saved: str, fresh: str) -> str | None:
 
 def comparable(outputs: Iterable[Any], sanitize: Callable[[str], str] = lambda s: s) -> list[tuple[str, str]]:
     """A cell's outputs as (key, text) pairs in order: one pair per stream (stdout and
-    stderr apart, chunks joined), per error, and per MIME type of each displayed result."""
+    stderr apart, chunks joined), per error, and per MIME type of each displayed result
+    (MIME types in alphabetical order, as a saved notebook stores them)."""
     pairs = []
     for output in coalesce_streams(copy.deepcopy(list(outputs))):  # coalescing edits in place
         kind = output["output_type"]
@@ -128,7 +129,7 @@ def comparable(outputs: Iterable[Any], sanitize: Callable[[str], str] = lambda s
         elif kind == "error":
             pairs.append(("error", f"{output['ename']}: {output['evalue']}"))
         else:
-            for mime, value in output.get("data", {}).items():
+            for mime, value in sorted(output.get("data", {}).items()):  # saved notebooks sort them
                 if mime not in NOT_COMPARED:
                     pairs.append((mime, value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
     return [(key, sanitize(text)) for key, text in pairs]

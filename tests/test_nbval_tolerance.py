@@ -121,6 +121,16 @@ def test_text_difference(saved, fresh, equal):
     assert (tol.text_difference(saved, fresh) is None) == equal
 
 
+def test_mime_types_of_one_output_are_compared_in_any_order():
+    saved = nbformat.from_dict({"output_type": "display_data", "metadata": {},
+                                "data": {"text/markdown": "AUC **0.940**", "text/plain": "<Markdown>"}})
+    fresh = nbformat.from_dict({"output_type": "display_data", "metadata": {},
+                                "data": {"text/plain": "<Markdown>", "text/markdown": "AUC **0.943**"}})
+    assert tol.output_differences([saved], [fresh]) == []
+    fresh.data["text/markdown"] = "AUC **0.990**"
+    assert tol.output_differences([saved], [fresh])
+
+
 def test_failure_names_the_number_and_its_tolerance():
     reason = tol.text_difference("acc 0.940 and 0.5", "acc 0.940 and 0.6")
     assert "number 2" in reason and "0.5" in reason and "0.6" in reason and "±0.02" in reason
