@@ -34,6 +34,7 @@ therefore the ε of exactly the algorithm that runs.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -76,7 +77,7 @@ def pgd_linf(model: Any, x: Any, y: Any, eps: float, nb_iter: int, eps_iter: flo
 
 
 def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multiplier: float,
-                       l2_norm_clip: float = 1.0, num_epochs: int = 20, batch_size: int = 32,
+                       l2_norm_clip: float = 1.0, num_epochs: float = 20, batch_size: int = 32,
                        learning_rate: float = 0.5, nb_iter: int = 5, adv_weight: float = 0.5,
                        delta: float | None = None, seed: int = 0) -> dict[str, Any]:
     """Train ``model`` (in place) with Poisson DP-SGD on per-example adversarial losses.
@@ -93,9 +94,9 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
         DP-SGD's noise (standard deviation ``noise_multiplier * l2_norm_clip``, added to the
         sum) and per-example clipping norm. ``0`` clips without noise (no privacy).
     num_epochs, batch_size, learning_rate:
-        Expected passes over the data (``ceil(num_epochs * n / batch_size)`` steps), *expected*
-        examples per step (``<= len(X)``; sampling rate ``batch_size / n``), SGD step size
-        (applied to the noisy sum divided by ``batch_size``).
+        Expected passes over the data (may be fractional; ``ceil(num_epochs * n / batch_size)``
+        steps), *expected* examples per step (``<= len(X)``; sampling rate ``batch_size / n``),
+        SGD step size (applied to the noisy sum divided by ``batch_size``).
     nb_iter, adv_weight:
         PGD steps (step size ``2.5 * eps / nb_iter``) and weight of the adversarial loss.
     delta:
@@ -106,8 +107,8 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
 
     Returns
     -------
-    ``{"loss": per-epoch mean loss of the included patients, "seconds": training time,
-    "steps": optimizer steps, "masks": (steps, n) boolean inclusion masks,
+    ``{"loss": per-epoch mean loss of the included patients (``ceil(num_epochs)`` values),
+    "seconds": training time, "steps": optimizer steps, "masks": (steps, n) boolean inclusion masks,
     "batch_sizes": realised batch size per step, "epsilon": ε (only with delta)}``.
     """
     import tensorflow as tf
@@ -119,7 +120,7 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
     eps = validation.non_negative("eps", eps)
     noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
     l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)
-    num_epochs = validation.positive_int("num_epochs", num_epochs)
+    num_epochs = validation.positive("num_epochs", num_epochs)
     batch_size = validation.positive_int("batch_size", batch_size)
     if batch_size > len(X):
         raise ValueError(f"batch_size must be <= the number of examples ({len(X)}), got {batch_size}")
@@ -164,7 +165,7 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
         index, weights = padded_batch(mask, size)
         loss_sums[t] = float(train_step(tf.constant(X[index]), tf.constant(labels[index]), tf.constant(weights),
                                         tf.constant(t, tf.int64)))
-    result: dict[str, Any] = {"loss": per_epoch_mean_loss(loss_sums, masks, num_epochs),
+    result: dict[str, Any] = {"loss": per_epoch_mean_loss(loss_sums, masks, math.ceil(num_epochs)),
                               "seconds": time.perf_counter() - start, "steps": len(masks), "masks": masks,
                               "batch_sizes": sizes}
     if delta is not None:
