@@ -181,3 +181,126 @@ def _check_noise_multiplier(answer: Any):
                                  f"ε ≤ {target}, so you add more noise than needed (and lose accuracy)")
         else:
             yield Finding(True, f"{setting}: noise {sigma:.3f} gives ε = {eps:.3f} ≤ {target}, within 5% of the minimum")
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+#: Query letter -> (description, neighbouring relation, L1 sensitivity, why).
+SENSITIVITY_QUERIES: dict[str, tuple[str, str, float, str]] = {
+    "a": ("the number of patients older than 60", "add/remove", 1.0,
+          "adding or removing one person changes a count by at most 1"),
+    "b": ("the sum of ages clamped to [20, 90]", "add/remove", 90.0,
+          "the added or removed person contributes at most the upper bound, 90"),
+    "c": ("the sum of ages clamped to [20, 90]", "replace-one", 70.0,
+          "replacing one person changes one term from anywhere in [20, 90] to anywhere else: at most 90 - 20"),
+    "d": ("the histogram of ages by decade (L1 norm over the bins)", "replace-one", 2.0,
+          "the replaced person leaves one bin and joins another: two counts change by 1"),
+}
+
+
+@exercise(
+    "dp.sensitivity", "the sensitivity of four queries",
+    hint="Sensitivity is the largest change of the answer between neighbours. Under add/remove one person "
+         "appears or disappears; under replace-one one person's value changes to any other allowed value.",
+    reference={"a": 1, "b": 90, "c": 70, "d": 2},
+    wrong_answers=[({"a": 1, "b": 70, "c": 70, "d": 2}, "upper bound"),
+                   ({"a": 1, "b": 90, "c": 70, "d": 1}, "two counts"),
+                   ([1, 90, 70, 2], "a dict")],
+)
+def _check_sensitivity(answer: Any):
+    if not isinstance(answer, dict):
+        yield Finding(False, f"answer must be a dict such as {{'a': 1, ...}}, got {type(answer).__name__}")
+        return
+    for letter, (query, relation, value, why) in SENSITIVITY_QUERIES.items():
+        given = answer.get(letter)
+        if given is None or given is ...:
+            yield Finding(False, f"{letter}: no answer yet ({query}, {relation})")
+            continue
+        try:
+            ok = math.isclose(float(given), value)
+        except (TypeError, ValueError):
+            yield Finding(False, f"{letter}: {given!r} is not a number")
+            continue
+        yield Finding(ok, f"{letter} ({query}, {relation}): {value:g}, because {why}"
+                      if ok else f"{letter} ({query}, {relation}) is not {given}: {why}")
+
+
+# --------------------------------------------------------------------------- composition
+
+@exercise(
+    "dp.composition", "what do three releases cost?",
+    hint="One histogram is one release: its bins hold disjoint people (parallel composition), so it costs its "
+         "ε once. Releases about the same people add up (basic composition), even when a release is repeated.",
+    reference={"one_histogram": 0.5, "total": 1.2},
+    wrong_answers=[({"one_histogram": 5.0, "total": 10.2}, "parallel composition"),
+                   ({"one_histogram": 0.5, "total": 0.7}, "repeated"),
+                   (1.2, "a dict")],
+)
+def _check_composition(answer: Any):
+    if not isinstance(answer, dict):
+        yield Finding(False, "answer must be a dict {'one_histogram': ..., 'total': ...}, "
+                             f"got {type(answer).__name__}")
+        return
+    try:
+        one, total = float(answer.get("one_histogram")), float(answer.get("total"))
+    except (TypeError, ValueError):
+        yield Finding(False, "both values must be numbers (ε)")
+        return
+    if math.isclose(one, 0.5):
+        yield Finding(True, "one histogram with 10 bins costs ε = 0.5: each person is in one bin, so the bins "
+                            "compose in parallel")
+    elif math.isclose(one, 5.0):
+        yield Finding(False, "one histogram does not cost 10 × 0.5: the bins hold disjoint people, so by "
+                             "parallel composition the whole histogram costs ε = 0.5")
+    else:
+        yield Finding(False, f"one histogram costs the ε it was released with, not {one}")
+    if math.isclose(total, 1.2):
+        yield Finding(True, "total ε = 0.5 + 0.2 + 0.5 = 1.2 by basic composition")
+    elif math.isclose(total, 0.7):
+        yield Finding(False, "the repeated histogram is a new release with fresh noise: averaging the two "
+                             "halves the noise, so it costs its ε again (total 1.2)")
+    else:
+        yield Finding(False, f"total ε is not {total}: add up every release about the same people")
+
+
+# --------------------------------------------------------------------------- reading an audit
+
+#: Statement letter -> (statement, true?, why).
+AUDIT_STATEMENTS: dict[str, tuple[str, bool, str]] = {
+    "a": ("With 95 % confidence, the training algorithm is not ε-DP for any ε below the audit's bound.", True,
+          "a valid audit turns an attack's success into a lower bound on the ε of the algorithm"),
+    "b": ("The audit found ε ≥ 0.4, so the true ε is about 0.4 and the accountant's ε = 8 is too pessimistic.",
+          False, "a lower bound says nothing about how far below the truth it lies: a weak attack shows little"),
+    "c": ("With 150 members and 150 non-members, a perfect attack could have shown ε ≥ 8.", False,
+          "the number of records caps what any audit can show: with 150 vs 150 records even a perfect attack "
+          "shows at most ε ≥ {ceiling:.1f} (helpers.privacy_attacks.audit_ceiling, δ = 1e-5, 95 %)"),
+    "d": ("ε belongs to the training algorithm (its sampling, clipping and noise), not to one trained model.",
+          True, "DP is a promise about the distribution of outputs of a randomized algorithm"),
+}
+
+
+@exercise(
+    "dp.read_audit", "what does a membership audit prove?",
+    hint="An audit can only show that ε is at least something, and only up to what its number of records "
+         "allows; the accountant's ε is an upper bound for the algorithm that ran.",
+    reference={"a": True, "b": False, "c": False, "d": True},
+    wrong_answers=[({"a": True, "b": True, "c": False, "d": True}, "lower bound"),
+                   ({"a": True, "b": False, "c": True, "d": True}, "caps"),
+                   ("a, d", "a dict")],
+)
+def _check_read_audit(answer: Any):
+    from helpers.privacy_attacks import audit_ceiling
+
+    ceiling = audit_ceiling(150, 150, 1e-5)
+    if not isinstance(answer, dict):
+        yield Finding(False, f"answer must be a dict such as {{'a': True, ...}}, got {type(answer).__name__}")
+        return
+    for letter, (statement, truth, why) in AUDIT_STATEMENTS.items():
+        why = why.format(ceiling=ceiling)
+        given = answer.get(letter)
+        if not isinstance(given, bool):
+            yield Finding(False, f"{letter}: answer True or False (got {given!r})")
+        elif given == truth:
+            yield Finding(True, f"{letter} is {truth}: {why}")
+        else:
+            yield Finding(False, f"{letter} is {truth}, not {given}: {why}")
