@@ -230,7 +230,10 @@ def _loss(loss: Any) -> Callable:
 
 
 def _losses(losses: Any) -> tuple[str, ...]:
-    names = (losses,) if isinstance(losses, str) else tuple(losses)
+    try:
+        names = (losses,) if isinstance(losses, str) else tuple(losses)
+    except TypeError:
+        raise ValueError(f"losses must be a name or a sequence of names from {LOSSES}, got {losses!r}") from None
     if not names:
         raise ValueError(f"losses must name at least one of {LOSSES}, got {losses!r}")
     for name in names:

@@ -339,7 +339,7 @@ def test_bad_losses_raise_value_error(digits, digits_model):
         R.pgd(digits_model, x, y, 0.1, nb_iter=2, loss="hinge", **CLIP)
     with pytest.raises(ValueError, match="loss must be one of"):
         R.fgsm(digits_model, x, y, 0.1, loss=None, **CLIP)
-    for losses in ((), ("ce", "cw")):
+    for losses in ((), ("ce", "cw"), 3):
         with pytest.raises(ValueError, match="losses"):
             R.robust_accuracy(digits_model, x, y, [0.1], losses=losses)
     with pytest.raises(ValueError, match="losses="):
