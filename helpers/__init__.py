@@ -11,10 +11,10 @@ Modules
 ``helpers.exercises``  exercises with automatic feedback (``check``, ``solution``).
 ``helpers.validation`` argument checks that raise ``ValueError`` naming the argument.
 ``helpers.models``     small Keras models (logits out) and ``predict_proba`` for 1 or k logits.
-``helpers.dp``         DP mechanisms (Laplace on a safe grid, Gaussian), composition, budget
-                       ledger, DP-SGD accounting (``dp_sgd_epsilon``, ``noise_multiplier_for_epsilon``).
-``helpers.dp_training`` DP-SGD training with tensorflow-privacy (``DPSequential`` fast clipping).
-``helpers.privacy_attacks`` membership inference: scores, ROC/AUC with CIs, empirical ε bounds.
+``helpers.dp``         DP mechanisms (Laplace on a safe grid, Gaussian, exponential), composition,
+                       budget ledger, DP-SGD accounting (RDP and PLD: ``dp_sgd_epsilon``, ...).
+``helpers.dp_training`` DP-SGD with Poisson subsampling (the algorithm ``dp_sgd_epsilon`` accounts for).
+``helpers.privacy_attacks`` membership inference: scores, ROC/AUC with CIs, ε lower bounds (one-run canary audit).
 ``helpers.robustness`` adversarial attacks (FGSM, PGD), robust accuracy, adversarial training.
 ``helpers.explain``    LIME explanations in original units, stability, deletion curves.
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.

@@ -732,6 +732,19 @@ def _dp_sgd_args(n: Any, batch_size: Any, epochs: Any, delta: Any) -> tuple[int,
     return n, batch_size, epochs, _delta(delta)
 
 
+def dp_sgd_steps(n: int, batch_size: int, epochs: float) -> int:
+    """Steps of DP-SGD: ``ceil(epochs * n / batch_size)``, in exact arithmetic.
+
+    ``epochs`` is read as the decimal it prints as (``0.2`` is 1/5, not the binary float just
+    above it), so the accountant and the training (:func:`helpers.dp_training.num_steps`)
+    count the same steps; floating point could round ``epochs / q`` across an integer.
+    """
+    n = validation.positive_int("n", n)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    epochs = validation.positive("epochs", epochs)
+    return max(1, math.ceil(Fraction(str(epochs)) * n / batch_size))
+
+
 def dp_sgd_epsilon(n: int, batch_size: int, epochs: float, noise_multiplier: float, delta: float,
                    accountant: str = "rdp") -> float:
     """ε of DP-SGD: ``ceil(epochs * n / batch_size)`` steps, each a Gaussian mechanism with
@@ -752,7 +765,7 @@ def dp_sgd_epsilon(n: int, batch_size: int, epochs: float, noise_multiplier: flo
     n, batch_size, epochs, delta = _dp_sgd_args(n, batch_size, epochs, delta)
     noise_multiplier = validation.positive("noise_multiplier", noise_multiplier)
     q = batch_size / n
-    steps = int(math.ceil(epochs / q))
+    steps = dp_sgd_steps(n, batch_size, epochs)
     event = dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
     return float(_accountant_object(accountant).compose(event).get_epsilon(delta))
@@ -826,7 +839,7 @@ def noise_multiplier_for_epsilon(n: int, batch_size: int, epochs: float, target_
     tolerance = validation.fraction("tolerance", tolerance)
     accountant = _accountant(accountant)
     q = batch_size / n
-    steps = int(math.ceil(epochs / q))
+    steps = dp_sgd_steps(n, batch_size, epochs)
 
     def too_private_or_ok(sigma: float) -> bool:
         return _fast_dp_sgd_epsilon(q, steps, sigma, delta) <= target_epsilon

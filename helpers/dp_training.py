@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import math
 import time
-from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
@@ -67,17 +66,11 @@ POISSON_VARIANT = "Poisson DP-SGD (helpers, fast clipping)"
 # ----------------------------------------------------------------------------- sampling
 
 def num_steps(n: int, batch_size: int, epochs: float) -> int:
-    """Steps of DP-SGD: ``ceil(epochs * n / batch_size)``, in exact arithmetic.
+    """Steps of DP-SGD, ``ceil(epochs * n / batch_size)`` in exact arithmetic: the count
+    :func:`helpers.dp.dp_sgd_epsilon` accounts for (:func:`helpers.dp.dp_sgd_steps`)."""
+    from helpers import dp
 
-    ``epochs`` is read as the decimal it prints as (``0.2`` is 1/5, not the binary float
-    just above it). Floating point can round ``epochs / q`` up past an integer and count
-    one step more (``21 / (35 / 50)`` is ``30.000000000000004``); an accountant that counts
-    more steps than were run is only conservative.
-    """
-    n = validation.positive_int("n", n)
-    batch_size = validation.positive_int("batch_size", batch_size)
-    epochs = validation.positive("epochs", epochs)
-    return max(1, math.ceil(Fraction(str(epochs)) * n / batch_size))
+    return dp.dp_sgd_steps(n, batch_size, epochs)
 
 
 def poisson_masks(n: int, batch_size: int, epochs: float, rng: Any = None) -> np.ndarray:

@@ -470,3 +470,11 @@ def test_compose_epsilon_pld_is_tighter_than_rdp_and_basic():
 def test_bad_input_raises_value_error_naming_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_dp_sgd_steps_are_counted_exactly_like_the_training():
+    assert dp.dp_sgd_steps(50, 35, 21) == 30          # 21 / (35 / 50) is 30.000000000000004 in floating point
+    assert dp.dp_sgd_steps(300, 60, 20) == 100 and dp.dp_sgd_steps(300, 60, 0.2) == 1
+    assert dp.dp_sgd_epsilon(50, 35, 21, 1.0, 1e-5) < dp.dp_sgd_epsilon(50, 35, 21.5, 1.0, 1e-5)
+    from helpers import dp_training
+    assert dp_training.num_steps(50, 35, 21) == dp.dp_sgd_steps(50, 35, 21)
