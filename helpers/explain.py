@@ -11,6 +11,13 @@ scikit-learn style ``predict_proba``.
 Tabular explanations can be given in **original units** (``split=`` a
 :class:`helpers.data.Split`): LIME then samples and discretizes in clinical units
 ("worst radius > 18.79") while the model still receives standardized inputs.
+
+Columns that hold category codes (a patient's sex coded 1 or 2) must be declared in
+``categorical_features``: LIME then samples them from the codes seen in the training data
+and explains them as "sex=2". Left continuous, lime 0.2.0.1 bins them into quartiles and
+turns a bin whose lower and upper edges coincide back into the z-score 0.0 instead of a
+value (``BaseDiscretizer.get_undiscretize_values``): about half of its samples get a code
+that does not exist (see :func:`perturbation_samples`).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from helpers import validation
 
 __all__ = [
     "probability_function", "lime_explanation", "explain_tabular", "top_features", "jaccard",
-    "explanation_stability", "deletion_curve", "random_deletion_curves", "grid_segments",
+    "explanation_stability", "perturbation_samples", "deletion_curve", "random_deletion_curves", "grid_segments",
     "explain_image", "image_weights", "plot_explanation", "RuleClassifier", "fit_ood_detector", "ScaffoldedClassifier",
 ]
 
@@ -80,6 +87,36 @@ def _check_tabular(X_train: Any, x: Any, feature_names: Sequence[str], num_featu
     return X_train, x, num_features, num_samples
 
 
+def _check_categorical(categorical_features: Sequence[int], X_train: np.ndarray, x: np.ndarray,
+                       feature_names: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Validate the categorical column indices and make their values exact integer codes.
+
+    LIME names a categorical condition ``f"{name}={int(value)}"``, so a column with
+    non-integer values would be described wrongly: it is refused. Values within 1e-4 of
+    an integer (a round trip through float32 standardization leaves such errors) are
+    rounded to it. Returns the indices and copies of ``X_train`` and ``x``.
+    """
+    width = X_train.shape[1]
+    message = f"categorical_features must be distinct column indices in [0, {width - 1}], got {categorical_features!r}"
+    try:
+        indices = list(categorical_features)
+    except TypeError:
+        raise ValueError(message) from None
+    if any(isinstance(j, (bool, np.bool_)) or not isinstance(j, (int, np.integer)) or not 0 <= j < width
+           for j in indices) or len(set(indices)) != len(indices):
+        raise ValueError(message)
+    indices = [int(j) for j in indices]
+    X_train, x = X_train.copy(), x.copy()
+    for j in indices:
+        for name, values in (("X_train", X_train[:, j]), ("x", x[j:j + 1])):
+            codes = np.round(values)
+            if not np.allclose(values, codes, rtol=0.0, atol=1e-4):
+                raise ValueError(f"categorical_features: column {j} ({feature_names[j]}) of {name} must hold "
+                                 f"integer category codes, got {values[np.argmax(np.abs(values - codes))]!r}")
+            values[:] = codes
+    return indices, X_train, x
+
+
 _FEATURE_SELECTION = ("highest_weights", "auto", "forward_selection", "lasso_path", "none")
 
 
@@ -102,7 +139,7 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
                      class_names: Sequence[str], num_features: int = 5, num_samples: int = 5000,
                      seed: int = 0, *, split: Any = None, label: int | None = None,
                      kernel_width: float | None = None, discretize: bool = True,
-                     feature_selection: str = "highest_weights"):
+                     feature_selection: str = "highest_weights", categorical_features: Sequence[int] = ()):
     """LIME's full ``Explanation`` object for one row ``x`` (see :func:`explain_tabular`).
 
     Besides ``as_list(label)`` it carries the surrogate's local fidelity ``score`` (weighted
@@ -120,6 +157,7 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
         raise ValueError(f"feature_selection must be one of {_FEATURE_SELECTION}, got {feature_selection!r}")
     if split is not None:
         X_train, x = split.to_original_units(X_train), split.to_original_units(x)
+    categorical, X_train, x = _check_categorical(categorical_features, X_train, x, feature_names)
     predict_fn = probability_function(model, split)
     with _silent():
         proba = predict_fn(x[None, :])[0]
@@ -132,7 +170,7 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
             raise ValueError(f"label must be in [0, {len(proba) - 1}], got {label}")
         explainer = LimeTabularExplainer(
             X_train, feature_names=list(feature_names), class_names=list(class_names),
-            discretize_continuous=discretize, kernel_width=kernel_width,
+            categorical_features=categorical, discretize_continuous=discretize, kernel_width=kernel_width,
             feature_selection=feature_selection, random_state=np.random.RandomState(seed))
         if explainer.discretizer is not None:
             _readable_bin_names(explainer.discretizer, feature_names)
@@ -145,8 +183,8 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
 def explain_tabular(model: Any, X_train: np.ndarray, x: np.ndarray, feature_names: Sequence[str],
                     class_names: Sequence[str], num_features: int = 5, num_samples: int = 5000,
                     seed: int = 0, *, split: Any = None, label: int | None = None,
-                    kernel_width: float | None = None,
-                    feature_selection: str = "highest_weights") -> list[tuple[str, float]]:
+                    kernel_width: float | None = None, feature_selection: str = "highest_weights",
+                    categorical_features: Sequence[int] = ()) -> list[tuple[str, float]]:
     """Explain the model's prediction for one row ``x`` with LIME.
 
     Parameters
@@ -174,6 +212,12 @@ def explain_tabular(model: Any, X_train: np.ndarray, x: np.ndarray, feature_name
         LIME's kernel width (default ``0.75 * sqrt(number of features)``).
     feature_selection:
         LIME's feature selection (see :func:`lime_explanation`).
+    categorical_features:
+        Indices of the columns that hold integer category codes (in the units LIME sees:
+        original units with ``split``). LIME samples each from the codes of ``X_train``
+        with their training frequencies, and explains it as ``"name=code"``: whether the
+        sample has the patient's code. Default: none, every column is continuous and binned
+        into quartiles (exactly LIME's behaviour without the argument).
 
     Returns
     -------
@@ -182,7 +226,7 @@ def explain_tabular(model: Any, X_train: np.ndarray, x: np.ndarray, feature_name
     """
     explanation = lime_explanation(model, X_train, x, feature_names, class_names, num_features,
                                    num_samples, seed, split=split, label=label, kernel_width=kernel_width,
-                                   feature_selection=feature_selection)
+                                   feature_selection=feature_selection, categorical_features=categorical_features)
     return [(str(name), float(weight)) for name, weight in explanation.as_list(explanation.explained_label)]
 
 
@@ -211,7 +255,8 @@ def explanation_stability(model: Any, X_train: np.ndarray, x: np.ndarray, featur
                           class_names: Sequence[str], num_features: int = 5, num_samples: int = 5000,
                           seeds: Sequence[int] = (0, 1, 2, 3, 4), *, split: Any = None,
                           label: int | None = None, kernel_width: float | None = None,
-                          feature_selection: str = "highest_weights") -> float:
+                          feature_selection: str = "highest_weights",
+                          categorical_features: Sequence[int] = ()) -> float:
     """Mean top-k Jaccard similarity of LIME explanations of ``x`` over ``seeds``.
 
     ``k = num_features``. Each seed gives one explanation; the result is the mean, over
@@ -224,9 +269,39 @@ def explanation_stability(model: Any, X_train: np.ndarray, x: np.ndarray, featur
     tops = [set(top_features(lime_explanation(model, X_train, x, feature_names, class_names, num_features,
                                               num_samples, seed, split=split, label=label,
                                               kernel_width=kernel_width,
-                                              feature_selection=feature_selection)))
+                                              feature_selection=feature_selection,
+                                              categorical_features=categorical_features)))
             for seed in seeds]
     return float(np.mean([jaccard(a, b) for a, b in itertools.combinations(tops, 2)]))
+
+
+class _Recorder:
+    """A constant two-class model that keeps the rows it is asked about."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        self.rows.append(X.copy())  # the last call is LIME's batch of samples
+        return np.full((len(X), 2), 0.5)
+
+
+def perturbation_samples(X_train: np.ndarray, x: np.ndarray, feature_names: Sequence[str],
+                         num_samples: int = 5000, seed: int = 0, *, split: Any = None,
+                         kernel_width: float | None = None,
+                         categorical_features: Sequence[int] = ()) -> np.ndarray:
+    """The rows LIME asks the model about when it explains ``x`` (same arguments and seed as
+    :func:`explain_tabular`): shape ``(num_samples, number of features)``, row 0 is ``x``.
+
+    Exactly what the model receives: standardized with ``split``, and rounded to float32
+    like every input :func:`probability_function` passes on. An auditor can see what the
+    explanation is built from, e.g. whether a categorical column only takes codes that exist.
+    """
+    recorder = _Recorder()
+    lime_explanation(recorder, X_train, x, feature_names, ["class 0", "class 1"], 1, num_samples, seed,
+                     split=split, kernel_width=kernel_width, categorical_features=categorical_features)
+    return recorder.rows[-1]
 
 
 def _deletion_inputs(x: np.ndarray, orders: np.ndarray, baseline: np.ndarray) -> np.ndarray:
