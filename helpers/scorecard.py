@@ -14,8 +14,15 @@ It returns a flat ``dict`` (a tidy table row, :data:`COLUMNS` describes every ke
   training algorithm, not to the model) and a membership-inference audit of the model
   (:mod:`helpers.privacy_attacks`): training patients (``split.X_train``, the members)
   against as many test patients (non-members), the stronger of the loss-threshold and
-  the learned attack, its AUC, TPR at 5 % FPR and the empirical lower bound on ε;
-* **robustness**: accuracy under L∞ PGD on test patients (:mod:`helpers.robustness`);
+  the learned attack, its AUC, TPR at 5 % FPR and the empirical ε with its ceiling. The
+  empirical ε treats the records of this ONE model as independent trials: it describes
+  this model's measured leakage and is no proof about the training algorithm (for that,
+  see the one-run canary audit in :mod:`helpers.privacy_attacks`); it can never exceed
+  its ceiling (:func:`helpers.privacy_attacks.audit_ceiling`), so a small value is not
+  evidence of privacy;
+* **robustness**: accuracy under L∞ PGD on test patients (:mod:`helpers.robustness`), the
+  worst case over the attack losses (cross-entropy and logit margin by default: the
+  margin does not saturate on confident models) and the random restarts;
 * **transparency**: stability of LIME explanations over seeds (:mod:`helpers.explain`);
 * the training time, if given.
 
@@ -53,11 +60,15 @@ COLUMNS: dict[str, str] = {
     "mia_auc": "its ROC AUC, members vs non-members (0.5 = guessing)",
     "mia_auc_low": "95 % bootstrap interval, lower end", "mia_auc_high": "upper end",
     "mia_tpr_at_5pct_fpr": "its true-positive rate at a false-positive rate <= 5 %",
-    "empirical_epsilon": "95 %-confidence lower bound on ε from the stronger attack (max over both)",
+    "empirical_epsilon": ("empirical ε of the two attacks (max over both): a one-model leakage statistic, "
+                          "not a proof about the training algorithm"),
+    "empirical_epsilon_ceiling": "the largest empirical ε these member counts can ever show (a perfect attack)",
     "n_members": "members (= non-members) in the membership audit",
     "robust_eps": "L∞ radius of the PGD attack, in the model's input units",
-    "robust_accuracy": "accuracy of the test subset under that attack (0 eps: clean)",
+    "robust_accuracy": ("accuracy of the test subset under that attack, worst case over the losses and restarts "
+                        "(0 eps: clean)"),
     "attack_steps": "PGD steps", "attack_restarts": "PGD random restarts", "n_robust": "patients attacked",
+    "attack_losses": "attack losses, joined by '+' ('ce': cross-entropy, 'margin': logit margin)",
     "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
     "n_explained": "patients explained", "lime_features": "k of the top-k feature sets compared",
     "train_seconds": "training time in seconds (nan: not given)",
@@ -73,6 +84,13 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _attack_losses(losses: Any, allowed: Sequence[str]) -> tuple[str, ...]:
+    names = (losses,) if isinstance(losses, str) else tuple(losses) if isinstance(losses, (list, tuple)) else None
+    if not names or any(not isinstance(n, str) or n not in allowed for n in names):
+        raise ValueError(f"attack_losses must be a non-empty sequence of names from {tuple(allowed)}, got {losses!r}")
+    return tuple(dict.fromkeys(names))
+
+
 def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.permutation(n)[:min(n, size)])
 
@@ -80,7 +98,7 @@ def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
 def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | None = None,
           y_val: np.ndarray | None = None, threshold: float | None = None, target_sensitivity: float = 0.95,
           epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25, attack_steps: int = 20,
-          attack_restarts: int = 1, n_robust: int = 100, n_explained: int = 3,
+          attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"), n_robust: int = 100, n_explained: int = 3,
           explain_seeds: Sequence[int] = (0, 1, 2), lime_samples: int = 1000, num_features: int = 5,
           n_members: int | None = None, train_seconds: float | None = None, n_resamples: int = 500,
           seed: int = 0) -> dict[str, Any]:
@@ -106,9 +124,12 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     epsilon, delta:
         The training algorithm's guarantee (``inf`` for none). ``delta`` is also the δ of
         the empirical ε bound.
-    robust_eps, attack_steps, attack_restarts, n_robust:
-        L∞ PGD threat model (radius in input units, steps, restarts) and the number of
-        test patients attacked (a seeded subset).
+    robust_eps, attack_steps, attack_restarts, attack_losses, n_robust:
+        L∞ PGD threat model (radius in input units, steps, restarts, losses from
+        :data:`helpers.robustness.LOSSES`) and the number of test patients attacked (a
+        seeded subset). A patient counts as robust only if every loss and every restart
+        fails to flip it (:func:`helpers.robustness.robust_accuracy`). Keep both losses:
+        the cross-entropy alone saturates on confident models and overstates robustness.
     n_explained, explain_seeds, lime_samples, num_features:
         LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
         seeds) for ``n_explained`` test patients, ``lime_samples`` samples each.
@@ -144,6 +165,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     attack_steps = validation.positive_int("attack_steps", attack_steps)
     attack_restarts = validation.positive_int("attack_restarts", attack_restarts)
     n_robust = validation.positive_int("n_robust", n_robust)
+    losses = _attack_losses(attack_losses, robustness.LOSSES)
     n_explained = validation.positive_int("n_explained", n_explained, minimum=0)
     seed = validation.positive_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
@@ -176,14 +198,15 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     best = max(attacks.values(), key=lambda r: r.auc)
     row.update(mia_attack=best.name, mia_auc=best.auc, mia_auc_low=best.auc_low, mia_auc_high=best.auc_high,
                mia_tpr_at_5pct_fpr=best.tpr_at_low_fpr,
-               empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()), n_members=size)
+               empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()),
+               empirical_epsilon_ceiling=privacy_attacks.audit_ceiling(size, size, delta), n_members=size)
 
     # Robustness: L∞ PGD on a seeded subset of test patients.
     idx = _subset(len(X_test), n_robust, rng)
-    robust = robustness.robust_accuracy(model, X_test[idx], y_test[idx], [robust_eps], attack="pgd",
+    robust = robustness.robust_accuracy(model, X_test[idx], y_test[idx], [robust_eps], attack="pgd", losses=losses,
                                         nb_iter=attack_steps, restarts=attack_restarts, seed=seed)
     row.update(robust_eps=robust_eps, robust_accuracy=float(robust[0]), attack_steps=attack_steps,
-               attack_restarts=attack_restarts, n_robust=len(idx))
+               attack_restarts=attack_restarts, attack_losses="+".join(losses), n_robust=len(idx))
 
     # Transparency: are the LIME explanations of a few test patients stable over seeds?
     split = data if getattr(data, "mean", None) is not None else None
@@ -346,6 +369,14 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
 
 # --------------------------------------------------------------------------- model card
 
+_LOSS_NAMES = {"ce": "cross-entropy", "margin": "logit margin"}
+
+
+def _losses_text(losses: str) -> str:
+    names = [_LOSS_NAMES.get(n, n) for n in str(losses).split("+") if n]
+    return ("each with the " + " and the ".join(names) + " loss") if names else "default loss"
+
+
 def _ci(row: dict[str, Any], key: str) -> str:
     return f"{row[key]:.3f} (95 % CI {row[key + '_low']:.3f} to {row[key + '_high']:.3f})"
 
@@ -395,11 +426,14 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
         "**Privacy guarantee.** " + guarantee
         + f" Membership-inference audit ({row['n_members']} training vs {row['n_members']} test patients, "
           f"{row['mia_attack']} attack): AUC {_ci(row, 'mia_auc')}, TPR {row['mia_tpr_at_5pct_fpr']:.3f} at 5 % FPR, "
-          f"empirical lower bound ε ≥ {row['empirical_epsilon']:.2f} (δ = {row['delta']:g}).",
+          f"empirical ε ≥ {row['empirical_epsilon']:.2f} (δ = {row['delta']:g}), a statistic of this model's "
+          f"measured leakage, not a proof about the training algorithm; these patient counts could show at most "
+          f"{row['empirical_epsilon_ceiling']:.2f}, so a small value is no evidence of privacy.",
         "",
         f"**Robustness.** Accuracy {row['robust_accuracy']:.3f} on {row['n_robust']} test patients under an L∞ PGD "
         f"attack of radius {row['robust_eps']:g} ({input_units}), {row['attack_steps']} steps, "
-        f"{row['attack_restarts']} random start(s); the attacker knows the weights (white box).",
+        f"{row['attack_restarts']} random start(s), {_losses_text(row['attack_losses'])} (a patient counts as robust "
+        f"only if no loss and no start flips it); the attacker knows the weights (white box).",
         "",
         f"**Explanations.** LIME explanations of {row['n_explained']} test patients have a mean top-{row['lime_features']} "
         f"Jaccard stability of {row['explanation_stability']:.2f} across seeds (1 = identical feature sets).",

@@ -43,6 +43,12 @@ def test_audit_returns_every_column_in_range(row, fixture):
         assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, key
     assert row["accuracy"] > 0.85 and row["auc"] > 0.9  # WDBC is easy even for a tiny model
     assert 0 <= row["mia_tpr_at_5pct_fpr"] <= 1 and row["empirical_epsilon"] >= 0
+    # the empirical ε is a one-model statistic with a ceiling fixed by the member counts (30 vs 30 measured)
+    from helpers import privacy_attacks
+
+    assert row["empirical_epsilon_ceiling"] == privacy_attacks.audit_ceiling(60, 60, 1e-4)
+    assert row["empirical_epsilon"] <= row["empirical_epsilon_ceiling"]
+    assert row["attack_losses"] == "ce+margin"  # the fixed attack of issue 16 by default
     assert row["mia_attack"] in ("loss threshold", "learned")
     assert 0 <= row["robust_accuracy"] <= row["accuracy"] + 0.1
     assert 0 <= row["explanation_stability"] <= 1
@@ -69,10 +75,38 @@ def test_audit_is_reproducible_and_robustness_drops_with_eps(fixture, row):
     assert math.isnan(strong["explanation_stability"])
 
 
+def test_audit_robustness_is_the_worst_case_over_losses():
+    """Issue 16: on a confident model the cross-entropy attack alone saturates; the audit's
+    default (cross-entropy and margin, worst case) finds at least as many adversarial
+    examples as either loss alone, and strictly more here."""
+    import tensorflow as tf
+
+    from helpers import data, models
+
+    tf.keras.utils.set_random_seed(0)
+    d = data.load_wdbc()
+    small = dataclasses.replace(d, X_train=d.X_train[:96], y_train=d.y_train[:96], X_test=d.X_test[:60],
+                                y_test=d.y_test[:60])
+    model = models.mlp(30, 1, hidden=(8,), seed=0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02), loss=models.loss_for(1))
+    model.fit(small.X_train, small.y_train, epochs=20, batch_size=32, verbose=0)
+    last = model.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 20.0, bias * 20.0])   # same decisions, logits 20 times larger (|z| up to ~550): saturated ce
+    common = dict(threshold=0.5, robust_eps=0.5, attack_steps=10, n_robust=60, n_explained=0, n_resamples=20)
+    both = scorecard.audit(model, small, **common)
+    ce = scorecard.audit(model, small, attack_losses="ce", **common)
+    margin = scorecard.audit(model, small, attack_losses=["margin"], **common)
+    assert (ce["attack_losses"], margin["attack_losses"], both["attack_losses"]) == ("ce", "margin", "ce+margin")
+    assert both["robust_accuracy"] <= min(ce["robust_accuracy"], margin["robust_accuracy"])
+    assert both["robust_accuracy"] < ce["robust_accuracy"] - 0.1   # ce alone overstates robustness
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"epsilon": -1}, "epsilon"), ({"delta": 0}, "delta"), ({"robust_eps": -0.1}, "robust_eps"),
     ({"attack_steps": 0}, "attack_steps"), ({"X_val": np.zeros((2, 30))}, "X_val and y_val"),
-    ({"name": ""}, "name"), ({"threshold": 1.5}, "threshold"),
+    ({"name": ""}, "name"), ({"threshold": 1.5}, "threshold"), ({"attack_losses": ()}, "attack_losses"),
+    ({"attack_losses": ("ce", "l2")}, "attack_losses"), ({"attack_losses": 3}, "attack_losses"),
 ])
 def test_audit_bad_input(fixture, kwargs, message):
     model, small, _ = fixture
@@ -90,6 +124,7 @@ def _row(name, **changes):
                 epsilon=math.inf, delta=1e-5, mia_attack="learned", mia_auc=0.55, mia_auc_low=0.49,
                 mia_auc_high=0.61, mia_tpr_at_5pct_fpr=0.08, empirical_epsilon=0.0, n_members=143,
                 robust_eps=0.25, robust_accuracy=0.7, attack_steps=20, attack_restarts=2, n_robust=100,
+                attack_losses="ce+margin", empirical_epsilon_ceiling=2.95,
                 explanation_stability=0.6, n_explained=3, lime_features=5, train_seconds=2.0)
     base.update(changes)
     return base
@@ -140,6 +175,9 @@ def test_model_card_contains_the_computed_numbers(row):
     assert f"ε = {row['epsilon']:.2f}" in card and f"δ = {row['delta']:g}" in card
     assert f"{row['robust_accuracy']:.3f}" in card and f"{row['threshold']:.3f}" in card
     assert f"{row['explanation_stability']:.2f}" in card and "- Small data." in card
+    # what the membership number is, and what the attack was
+    assert f"{row['empirical_epsilon_ceiling']:.2f}" in card and "not a proof about the training algorithm" in card
+    assert "each with the cross-entropy and the logit margin loss" in card
     # change a number: the card follows (nothing typed in)
     other = dict(row, sensitivity=0.123456, epsilon=math.inf, robust_accuracy=0.654321)
     card2 = scorecard.model_card(other, intended_use="Decision support.", data="WDBC.", limitations=[])
