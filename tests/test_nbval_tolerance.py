@@ -138,3 +138,13 @@ def test_failure_names_the_number_and_its_tolerance():
 
 def test_nbval_cells_get_the_tolerant_comparison(pytestconfig):
     assert pytestconfig.pluginmanager.has_plugin("tests.nbval_tolerance")
+
+
+def test_a_cell_may_widen_its_tolerances_with_a_marker():
+    wide = tol.cell_tolerances("x = 1\n# NBVAL_TOLERANCE: integer=2 decimal=0.15  \nprint(x)")
+    assert tol.text_difference("60 of 70, ε ≥ 1.21", "61 of 70, ε ≥ 1.10", wide) is None
+    assert tol.text_difference("60 of 70, ε ≥ 1.21", "63 of 70, ε ≥ 1.21", wide)
+    assert tol.text_difference("60 of 70, ε ≥ 1.21", "61 of 70, ε ≥ 1.21")          # default: integers exact
+    assert tol.cell_tolerances("print(1)") == tol.TOLERANCES
+    with pytest.raises(ValueError, match="NBVAL_TOLERANCE"):
+        tol.cell_tolerances("# NBVAL_TOLERANCE: count=2")
