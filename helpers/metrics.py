@@ -9,7 +9,12 @@ called positive when ``score >= threshold``.
   *operating point* (a threshold chosen on validation data for a required sensitivity);
 * :func:`wilson_interval` (for proportions) and :func:`bootstrap_interval` (for any
   statistic, resampling patients within each class) give confidence intervals;
-* :func:`clinical_metrics` reports everything at once as :class:`Estimate` objects.
+* :func:`clinical_metrics` reports everything at once as :class:`Estimate` objects;
+  :func:`predictive_values` adds PPV and NPV (they depend on the prevalence);
+* :func:`paired_bootstrap_difference` and :func:`mcnemar_exact` compare two models **on the
+  same patients** (paired), which is far more sensitive than checking whether two
+  separate intervals overlap;
+* :func:`brier_score` and :func:`calibration_slope`: is a score a probability?
 """
 from __future__ import annotations
 
@@ -199,3 +204,132 @@ def clinical_metrics(y_true: Any, scores: Any, threshold: float, confidence: flo
         "sensitivity": _proportion(c["tp"], c["tp"] + c["fn"], confidence),
         "specificity": _proportion(c["tn"], c["tn"] + c["fp"], confidence),
     }
+
+
+def predictive_values(y_true: Any, scores: Any, threshold: float, confidence: float = 0.95) -> dict[str, Estimate]:
+    """Positive and negative predictive value at ``threshold`` with Wilson intervals:
+    PPV = share of patients called positive who have the condition, NPV = share of
+    patients called negative who do not. Both depend on the prevalence of the sample
+    (unlike sensitivity and specificity). A value with no patient to count is ``nan``."""
+    y, s = _labels_scores(y_true, scores)
+    _both_classes(y)
+    c = confusion(y, (s >= _finite("threshold", threshold)).astype(int))
+    nan = Estimate(math.nan, math.nan, math.nan)
+    called_pos, called_neg = c["tp"] + c["fp"], c["tn"] + c["fn"]
+    return {"ppv": _proportion(c["tp"], called_pos, confidence) if called_pos else nan,
+            "npv": _proportion(c["tn"], called_neg, confidence) if called_neg else nan}
+
+
+# --------------------------------------------------------------------------- paired comparisons
+
+def paired_bootstrap_difference(statistic: Callable[[np.ndarray, np.ndarray], float], y_true: Any, scores_a: Any,
+                                scores_b: Any, n_resamples: int = 2000, confidence: float = 0.95,
+                                rng: Any = 0) -> Estimate:
+    """``statistic(y, scores_a) - statistic(y, scores_b)`` with a paired percentile
+    bootstrap interval.
+
+    Both models are scored on the **same** patients, and each resample draws the same
+    patients (with replacement, within each class) for both, so the noise shared by
+    the two models (which patients happen to be hard) cancels in the difference. An
+    interval that excludes 0 shows a difference at that confidence; two separate
+    intervals that overlap show nothing of the kind.
+    """
+    y, a = _labels_scores(y_true, scores_a)
+    _, b = _labels_scores(y_true, scores_b)
+    n_resamples = validation.positive_int("n_resamples", n_resamples, minimum=10)
+    alpha = 1 - _confidence(confidence)
+    gen = validation.rng_from(rng)
+    groups = [np.flatnonzero(y == label) for label in (0, 1) if np.any(y == label)]
+    values = np.empty(n_resamples)
+    for i in range(n_resamples):
+        idx = np.concatenate([g[gen.integers(0, g.size, g.size)] for g in groups])
+        values[i] = statistic(y[idx], a[idx]) - statistic(y[idx], b[idx])
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return Estimate(float(statistic(y, a) - statistic(y, b)), float(low), float(high))
+
+
+def paired_auc_difference(y_true: Any, scores_a: Any, scores_b: Any, n_resamples: int = 2000,
+                          confidence: float = 0.95, rng: Any = 0) -> Estimate:
+    """ROC AUC of model a minus that of model b on the same patients, with a paired
+    stratified bootstrap interval (:func:`paired_bootstrap_difference`)."""
+    return paired_bootstrap_difference(roc_auc, y_true, scores_a, scores_b, n_resamples, confidence, rng)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar test of two models' 0/1 outcomes on the same patients.
+
+    ``only_a``: patients model a gets right and model b wrong; ``only_b`` the reverse;
+    ``both`` and ``neither`` do not inform the comparison. ``p_value`` is two-sided.
+    """
+
+    only_a: int
+    only_b: int
+    both: int
+    neither: int
+    p_value: float
+
+    def __str__(self) -> str:
+        return f"a only {self.only_a}, b only {self.only_b} (exact McNemar p = {self.p_value:.2f})"
+
+
+def mcnemar_exact(correct_a: Any, correct_b: Any) -> McNemar:
+    """Exact (binomial) McNemar test: are two models' success rates on the same patients
+    different?
+
+    ``correct_a[i]`` and ``correct_b[i]`` say whether model a and model b got patient i
+    right (for a sensitivity: found the cancer of malignant patient i). Only discordant
+    patients count: under "no difference" each of the ``only_a + only_b`` discordant
+    patients favours a with probability 1/2, so ``p`` is the two-sided binomial test
+    (McNemar, 1947; exact form as in Fagerland, Lydersen and Laake, 2013). No
+    discordant patient: ``p = 1``.
+    """
+    a = np.asarray(correct_a).reshape(-1)
+    b = np.asarray(correct_b).reshape(-1)
+    for name, v in (("correct_a", a), ("correct_b", b)):
+        if v.size == 0 or not np.all((v == 0) | (v == 1)):
+            raise ValueError(f"{name} must be a non-empty array of 0/1 (or bool) outcomes")
+    if a.shape != b.shape:
+        raise ValueError(f"correct_b must have one outcome per patient of correct_a ({a.size}), got {b.size}")
+    a, b = a.astype(bool), b.astype(bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(stats.binomtest(only_a, discordant, 0.5).pvalue)
+    return McNemar(only_a, only_b, int(np.sum(a & b)), int(np.sum(~a & ~b)), min(1.0, p))
+
+
+# --------------------------------------------------------------------------- calibration
+
+def _probabilities(y_true: Any, probabilities: Any) -> tuple[np.ndarray, np.ndarray]:
+    y, p = _labels_scores(y_true, probabilities)
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("probabilities must lie in [0, 1]")
+    return y, p
+
+
+def brier_score(y_true: Any, probabilities: Any) -> float:
+    """Mean squared difference between the predicted probability and the 0/1 outcome
+    (0 is perfect; always predicting the prevalence p scores p(1 - p))."""
+    y, p = _probabilities(y_true, probabilities)
+    return float(np.mean((p - y) ** 2))
+
+
+def calibration_slope(y_true: Any, probabilities: Any, max_iter: int = 100) -> tuple[float, float]:
+    """``(intercept, slope)`` of the logistic recalibration ``logit P(y=1) = a + b logit(p)``
+    (Cox, 1958), fitted by Newton's method. A calibrated model has ``a = 0, b = 1``; a
+    slope below 1 means the predictions are too extreme (over-confident). Probabilities
+    are clipped to [1e-6, 1 - 1e-6] before the logit."""
+    y, p = _probabilities(y_true, probabilities)
+    _both_classes(y)
+    max_iter = validation.positive_int("max_iter", max_iter)
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    X = np.c_[np.ones_like(p), np.log(p / (1 - p))]
+    w = np.zeros(2)
+    for _ in range(max_iter):
+        q = 1 / (1 + np.exp(-(X @ w)))
+        hess = X.T @ (X * (q * (1 - q))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, X.T @ (y - q))
+        w += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(w[0]), float(w[1])

@@ -1,4 +1,6 @@
 """Clinical metrics: agreement with scikit-learn, operating points, interval coverage."""
+import math
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -109,3 +111,90 @@ def test_clinical_metrics(scored):
 def test_bad_input_raises_value_error_naming_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_predictive_values_count_the_called_patients():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.2, 0.7, 0.1, 0.1, 0.1, 0.1])
+    pv = metrics.predictive_values(y, s, 0.5)
+    assert pv["ppv"].value == pytest.approx(2 / 3) and pv["npv"].value == pytest.approx(4 / 5)
+    assert (pv["ppv"].low, pv["ppv"].high) == metrics.wilson_interval(2, 3)
+    assert math.isnan(metrics.predictive_values(y, s, 0.95)["ppv"].value)  # nobody called positive
+
+
+def test_paired_bootstrap_detects_a_difference_that_overlapping_intervals_hide():
+    # two models share most of their noise (same hard patients): the paired difference is
+    # clearly positive although the unpaired intervals of the two AUCs overlap widely
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(60), np.zeros(90)].astype(int)
+    shared = rng.normal(size=y.size)
+    a = 1.5 * y + shared
+    b = a + 1.0 * rng.normal(size=y.size)  # b: a plus noise of its own, so truly worse
+    diff = metrics.paired_auc_difference(y, a, b, n_resamples=1000, rng=1)
+    assert diff.value == pytest.approx(metrics.roc_auc(y, a) - metrics.roc_auc(y, b))
+    assert 0 < diff.low <= diff.value <= diff.high
+    ia = metrics.bootstrap_interval(metrics.roc_auc, y, a, n_resamples=1000, rng=1)
+    ib = metrics.bootstrap_interval(metrics.roc_auc, y, b, n_resamples=1000, rng=1)
+    assert ib[1] > ia[0]  # the separate intervals overlap: "inside both intervals" would see nothing
+    # a model against itself: exactly zero; reproducible with a seed
+    same = metrics.paired_auc_difference(y, a, a, n_resamples=50, rng=2)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert metrics.paired_auc_difference(y, a, b, n_resamples=100, rng=3) == \
+        metrics.paired_auc_difference(y, a, b, n_resamples=100, rng=3)
+
+
+def test_paired_bootstrap_coverage_under_no_difference():
+    # two exchangeable models: the 95 % interval should contain 0 in about 95 % of data sets
+    rng = np.random.default_rng(5)
+    covered = []
+    for _ in range(60):
+        y = (rng.uniform(size=80) < 0.4).astype(int)
+        y[:2] = (0, 1)
+        base = 1.0 * y + rng.normal(size=80)
+        a, b = base + 0.5 * rng.normal(size=80), base + 0.5 * rng.normal(size=80)
+        d = metrics.paired_auc_difference(y, a, b, n_resamples=200, rng=rng)
+        covered.append(d.low <= 0 <= d.high)
+    assert np.mean(covered) >= 0.85  # nominal 0.95; 60 data sets, percentile bootstrap a bit liberal
+
+
+def test_mcnemar_exact_known_values():
+    # 49 vs 47 cancers found: discordant 3 (a only) and 1 (b only): p = 2 * P(X >= 3 | 4, 1/2) = 0.625
+    a = np.r_[np.ones(46), 1, 1, 1, 0, np.zeros(3)]
+    b = np.r_[np.ones(46), 0, 0, 0, 1, np.zeros(3)]
+    test = metrics.mcnemar_exact(a, b)
+    assert (test.only_a, test.only_b, test.both, test.neither) == (3, 1, 46, 3)
+    assert test.p_value == pytest.approx(0.625)
+    assert metrics.mcnemar_exact(a, a).p_value == 1.0
+    # 10 discordant, all for a: p = 2 / 2^10
+    strong = metrics.mcnemar_exact(np.ones(10, bool), np.zeros(10, bool))
+    assert strong.p_value == pytest.approx(2 / 1024) and "p = 0.00" in str(strong)
+    with pytest.raises(ValueError, match="correct_b"):
+        metrics.mcnemar_exact([1, 0], [1])
+    with pytest.raises(ValueError, match="correct_a"):
+        metrics.mcnemar_exact([2, 0], [1, 0])
+
+
+def test_mcnemar_exact_type_one_error_is_at_most_nominal():
+    rng = np.random.default_rng(2)
+    rejections = []
+    for _ in range(400):
+        a = rng.uniform(size=60) < 0.85
+        b = rng.uniform(size=60) < 0.85  # same success rate: no difference
+        rejections.append(metrics.mcnemar_exact(a, b).p_value < 0.05)
+    assert np.mean(rejections) <= 0.07  # exact test: conservative, at most 5 % up to sampling noise
+
+
+def test_brier_and_calibration_slope():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=4000)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
+    calibrated = 1 / (1 + np.exp(-z))
+    overconfident = 1 / (1 + np.exp(-3 * z))
+    a, b = metrics.calibration_slope(y, calibrated)
+    assert abs(a) < 0.15 and abs(b - 1) < 0.1
+    assert metrics.calibration_slope(y, overconfident)[1] == pytest.approx(1 / 3, abs=0.05)
+    assert metrics.brier_score(y, calibrated) < metrics.brier_score(y, overconfident)
+    assert metrics.brier_score([0, 1], [0.0, 1.0]) == 0.0
+    assert metrics.brier_score([0, 1], [0.5, 0.5]) == 0.25
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.brier_score([0, 1], [0.5, 1.5])
