@@ -20,6 +20,8 @@ Modules
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
 ``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).
 ``helpers.scorecard``  ``audit()``: one model, four pillars, one table row; model cards.
+``helpers.federated``  hospitals as clients: non-IID splits, FedAvg, local DP-SGD, secure aggregation (secret sharing).
+``helpers.he``         CKKS homomorphic encryption (TenSEAL, optional): encrypted linear inference, its error and cost.
 """
 from helpers.env import COLORS, setup
 

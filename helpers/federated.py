@@ -1,0 +1,472 @@
+"""Federated learning across simulated hospitals: client splits, FedAvg, and secure aggregation
+with additive secret sharing over a finite field.
+
+What each part does
+-------------------
+* :func:`dirichlet_split` cuts a labelled data set into ``n_clients`` disjoint parts with
+  different case mixes (label skew drawn from a Dirichlet distribution, Hsu et al. 2019).
+* :func:`fedavg` is McMahan et al.'s (2017) aggregation: the average of the clients' weights,
+  weighted by their numbers of examples. :func:`run_fedavg` runs rounds of local training and
+  aggregation; :func:`keras_sgd_trainer` (plain SGD) and :class:`DPSGDTrainer` (the course's
+  Poisson DP-SGD, :mod:`helpers.dp_training`, run locally in every hospital) are the local steps.
+* Secure aggregation (Bonawitz et al. 2017, simplified to an honest-but-curious server): floats
+  are encoded in fixed point as integers modulo the prime :data:`PRIME` (:func:`encode`,
+  :func:`decode`); each pair of clients ``i < j`` shares a uniformly random mask that ``i``
+  adds and ``j`` subtracts (:func:`pairwise_masks`, :func:`mask_update`), so every masked
+  vector the server receives is uniformly random on its own, and the masks cancel in the sum
+  (:func:`secure_sum`). A client that drops out after the masks were agreed is handled by the
+  survivors revealing the masks they shared with it (``dropped=``). :func:`additive_shares`
+  is the same idea written as plain secret sharing (a value split into uniformly random shares).
+
+Privacy accounting for DP-FedAvg with local DP-SGD: :func:`dp_fedavg_epsilons` (per hospital,
+per patient; the hospitals are disjoint, so by parallel composition the guarantee for any
+patient is the largest of them).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from helpers import validation
+
+#: The Mersenne prime 2^61 - 1: residues fit in int64 and a sum of two fits without overflow.
+PRIME = 2 ** 61 - 1
+#: Bytes to send one residue modulo :data:`PRIME` (61 bits, sent as 8 bytes).
+RESIDUE_BYTES = 8
+#: Bytes of one float32 (a plaintext update coordinate).
+FLOAT_BYTES = 4
+
+Weights = list  # list of numpy arrays, as Keras' get_weights() returns
+
+
+# ----------------------------------------------------------------------------- client split
+
+def dirichlet_split(y: Any, n_clients: int, alpha: float = 0.5, seed: int = 0,
+                    min_per_class: int = 2, max_tries: int = 1000) -> list[np.ndarray]:
+    """Disjoint index arrays, one per client, covering every example once, with a label skew.
+
+    For each class the examples are shuffled and cut according to proportions drawn from
+    ``Dirichlet(alpha, ..., alpha)``: a small ``alpha`` gives very different case mixes, a
+    large one nearly identical mixes. Draws are repeated (seeded) until every client holds at
+    least ``min_per_class`` examples of every class (a hospital sees both outcomes).
+    """
+    y = np.asarray(y).reshape(-1)
+    n_clients = validation.positive_int("n_clients", n_clients, minimum=2)
+    alpha = validation.positive("alpha", alpha)
+    min_per_class = validation.positive_int("min_per_class", min_per_class, minimum=0)
+    classes = np.unique(y)
+    if len(y) < n_clients * min_per_class * len(classes):
+        raise ValueError(f"n_clients must be at most {len(y) // max(1, min_per_class * len(classes))} for "
+                         f"{len(y)} examples and min_per_class={min_per_class}, got {n_clients}")
+    rng = validation.rng_from(seed)
+    for _ in range(max_tries):
+        parts: list[list[int]] = [[] for _ in range(n_clients)]
+        ok = True
+        for c in classes:
+            idx = rng.permutation(np.flatnonzero(y == c))
+            cuts = (np.cumsum(rng.dirichlet(np.full(n_clients, alpha)))[:-1] * len(idx)).astype(int)
+            pieces = np.split(idx, cuts)
+            ok &= all(len(p) >= min_per_class for p in pieces)
+            for k, piece in enumerate(pieces):
+                parts[k].extend(piece.tolist())
+        if ok:
+            return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
+    raise ValueError(f"min_per_class={min_per_class} was not reached in {max_tries} draws; raise alpha")
+
+
+# ----------------------------------------------------------------------------- FedAvg
+
+def _check_weight_lists(weight_lists: Sequence[Weights]) -> None:
+    if len(weight_lists) < 1:
+        raise ValueError("weight_lists must hold at least one client's weights")
+    shapes = [tuple(np.shape(w) for w in ws) for ws in weight_lists]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"weight_lists must all have the same shapes, got {sorted(set(shapes))}")
+
+
+def fedavg(weight_lists: Sequence[Weights], sizes: Sequence[int]) -> Weights:
+    """McMahan et al.'s FedAvg step: ``sum_k n_k w_k / sum_k n_k`` for every weight array."""
+    _check_weight_lists(weight_lists)
+    if len(sizes) != len(weight_lists):
+        raise ValueError(f"sizes must have one entry per client ({len(weight_lists)}), got {len(sizes)}")
+    sizes = np.array([validation.positive_int("sizes", int(s)) for s in sizes], dtype=np.float64)
+    share = sizes / sizes.sum()
+    return [sum(s * np.asarray(ws[i], np.float64) for s, ws in zip(share, weight_lists)).astype(np.float32)
+            for i in range(len(weight_lists[0]))]
+
+
+def flatten(weights: Weights) -> np.ndarray:
+    """One float64 vector of all weight arrays (see :func:`unflatten`)."""
+    return np.concatenate([np.asarray(w, np.float64).ravel() for w in weights])
+
+
+def unflatten(vector: np.ndarray, like: Weights) -> Weights:
+    """Cut ``vector`` back into arrays shaped like ``like`` (float32)."""
+    sizes = [int(np.size(w)) for w in like]
+    if len(vector) != sum(sizes):
+        raise ValueError(f"vector must have {sum(sizes)} entries, got {len(vector)}")
+    out, start = [], 0
+    for w, size in zip(like, sizes):
+        out.append(np.asarray(vector[start:start + size], np.float32).reshape(np.shape(w)))
+        start += size
+    return out
+
+
+@dataclass
+class FedAvgHistory:
+    """What :func:`run_fedavg` measured, one entry per round."""
+
+    metric: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    aggregation_seconds: list[float] = field(default_factory=list)
+    bytes_per_client: list[int] = field(default_factory=list)
+
+
+def run_fedavg(initial_weights: Weights, clients: Sequence[tuple[np.ndarray, np.ndarray]], rounds: int,
+               local_train: Callable[[Weights, int, int], Weights],
+               aggregate: Callable[[Sequence[Weights], Sequence[int]], Weights] | None = None,
+               evaluate: Callable[[Weights], float] | None = None) -> tuple[Weights, FedAvgHistory]:
+    """Federated averaging: every round, each client trains from the global weights on its own
+    data (``local_train(weights, client_index, round)`` returns its new weights), then the
+    server combines them with ``aggregate`` (default :func:`fedavg`; a
+    :class:`SecureAggregator` sees only the sum). ``evaluate(weights)`` is recorded per round.
+    """
+    clients = list(clients)
+    validation.positive_int("n_clients", len(clients), minimum=2)
+    rounds = validation.positive_int("rounds", rounds)
+    aggregate = aggregate or fedavg
+    sizes = [len(y) for _, y in clients]
+    weights = [np.asarray(w, np.float32) for w in initial_weights]
+    history = FedAvgHistory()
+    for r in range(rounds):
+        start = time.perf_counter()
+        local = [local_train(weights, k, r) for k in range(len(clients))]
+        agg_start = time.perf_counter()
+        weights = aggregate(local, sizes)
+        history.aggregation_seconds.append(time.perf_counter() - agg_start)
+        history.seconds.append(time.perf_counter() - start)
+        history.bytes_per_client.append(int(getattr(aggregate, "last_bytes_per_client",
+                                                    FLOAT_BYTES * flatten(weights).size)))
+        if evaluate is not None:
+            history.metric.append(float(evaluate(weights)))
+    return weights, history
+
+
+def keras_sgd_trainer(model: Any, clients: Sequence[tuple[np.ndarray, np.ndarray]], epochs: int,
+                      batch_size: int) -> Callable[[Weights, int, int], Weights]:
+    """Local training for :func:`run_fedavg`: ``epochs`` of the compiled Keras ``model``'s
+    ``fit`` (shuffled batches of ``batch_size``) on client ``k``'s data, from the global weights.
+    One model object serves every client (its weights are overwritten each time)."""
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    data = [validation.training_data(X, y) for X, y in clients]
+
+    def train(weights: Weights, k: int, r: int) -> Weights:
+        X, y = data[k]
+        model.set_weights(weights)
+        model.fit(X, y.reshape(-1, 1).astype(np.float32), epochs=epochs, batch_size=min(batch_size, len(X)),
+                  shuffle=True, verbose=0)
+        return model.get_weights()
+
+    return train
+
+
+class DPSGDTrainer:
+    """Local Poisson DP-SGD (the course's algorithm, :func:`helpers.dp_training.dp_sgd_fit`)
+    in every hospital, for :func:`run_fedavg`.
+
+    Client ``k`` keeps its own model and traced private step. Each round it runs
+    ``num_steps(n_k, batch_size, epochs)`` steps: Poisson samples with rate
+    ``batch_size / n_k``, per-patient clipping to ``l2_norm_clip``, Gaussian noise
+    ``noise_multiplier * l2_norm_clip`` on each step's sum. ``steps[k]`` counts the steps
+    client ``k`` has run, which is what :func:`dp_fedavg_epsilons` accounts for.
+    """
+
+    def __init__(self, model_fn: Callable[[], Any], clients: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                 epochs: float, batch_size: int, noise_multiplier: float, l2_norm_clip: float = 1.0,
+                 learning_rate: float = 0.5, seed: int = 0) -> None:
+        from helpers import dp_training
+
+        self.data = [validation.training_data(X, y) for X, y in clients]
+        self.epochs = validation.positive("epochs", epochs)
+        self.batch_size = validation.positive_int("batch_size", batch_size)
+        if self.batch_size > min(len(y) for _, y in self.data):
+            raise ValueError(f"batch_size must be <= the smallest client's size "
+                             f"({min(len(y) for _, y in self.data)}), got {batch_size}")
+        self.noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
+        self.l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)
+        seed = validation.positive_int("seed", seed, minimum=0)
+        self.models = [model_fn() for _ in self.data]
+        self.trainers = [dp_training._FastClippingDPSGD(m, self.noise_multiplier, self.l2_norm_clip,
+                                                        self.batch_size, learning_rate, seed + 1000 * k)
+                         for k, m in enumerate(self.models)]
+        self.rngs = [np.random.default_rng([seed, k]) for k in range(len(self.data))]
+        self.steps = [0] * len(self.data)
+        self._labels = [dp_training._labels(y, int(m.output_shape[-1])) for (_, y), m in zip(self.data, self.models)]
+
+    def __call__(self, weights: Weights, k: int, r: int) -> Weights:
+        from helpers import dp_training
+
+        X, _ = self.data[k]
+        self.models[k].set_weights(weights)
+        masks = dp_training.poisson_masks(len(X), self.batch_size, self.epochs, self.rngs[k])
+        self.trainers[k].run(X, self._labels[k], masks, len(X), first_step=self.steps[k])
+        self.steps[k] += len(masks)
+        return self.models[k].get_weights()
+
+
+def dp_fedavg_epsilons(sizes: Sequence[int], batch_size: int, steps: Sequence[int], noise_multiplier: float,
+                       delta: float, accountant: str = "rdp") -> list[float]:
+    """ε of each hospital's local Poisson DP-SGD over the whole federated run, per patient.
+
+    Client ``k`` ran ``steps[k]`` Poisson-subsampled Gaussian steps with rate
+    ``batch_size / sizes[k]`` (add/remove-one-patient neighbours). Everything it ever sent is a
+    function of those steps and of the other hospitals' messages, which do not contain its
+    patients, so by adaptive composition this ε covers every update it sent (to the server, the
+    other hospitals and the public). The hospitals' data are disjoint: by parallel composition
+    a patient's guarantee is their own hospital's ε, at most ``max`` of the list.
+    Same accountant as :func:`helpers.dp.dp_sgd_epsilon` (which it equals for one client).
+    """
+    import dp_accounting
+
+    from helpers import dp
+
+    if len(steps) != len(sizes):
+        raise ValueError(f"steps must have one entry per client ({len(sizes)}), got {len(steps)}")
+    noise_multiplier = validation.positive("noise_multiplier", noise_multiplier)
+    delta = dp._delta(delta)
+    out = []
+    for n, t in zip(sizes, steps):
+        n = validation.positive_int("sizes", int(n))
+        t = validation.positive_int("steps", int(t))
+        if batch_size > n:
+            raise ValueError(f"batch_size must be <= every client's size ({n}), got {batch_size}")
+        event = dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(batch_size / n, dp_accounting.GaussianDpEvent(noise_multiplier)), t)
+        out.append(float(dp._accountant_object(accountant).compose(event).get_epsilon(delta)))
+    return out
+
+
+# ----------------------------------------------------------------------------- reconstruction attack
+
+def reconstruct_from_linear_gradient(grad_kernel: Any, grad_bias: Any, tol: float = 1e-12) -> np.ndarray:
+    """The input of a one-example gradient of a dense layer with a bias: exact.
+
+    For ``z = x·W + b`` and any loss, ``dL/dW = x ⊗ dL/dz`` and ``dL/db = dL/dz``, so
+    ``x = dL/dW[:, j] / dL/db[j]`` for any output ``j`` with ``dL/db[j] != 0`` (the largest is
+    used). An SGD update ``-lr · gradient`` gives the same ratio.
+    """
+    gk = validation.finite_array("grad_kernel", grad_kernel)
+    gb = validation.finite_array("grad_bias", grad_bias).reshape(-1)
+    if gk.ndim == 1:
+        gk = gk[:, None]
+    if gk.ndim != 2 or gk.shape[1] != len(gb):
+        raise ValueError(f"grad_kernel must have shape (features, {len(gb)}) to match grad_bias, got {gk.shape}")
+    j = int(np.argmax(np.abs(gb)))
+    if abs(gb[j]) <= tol:
+        raise ValueError("grad_bias must not be zero: a zero gradient carries no information")
+    return gk[:, j] / gb[j]
+
+
+# ----------------------------------------------------------------------------- fixed point and sharing
+
+def _modulus(modulus: Any) -> int:
+    modulus = validation.positive_int("modulus", modulus, minimum=3)
+    if modulus > PRIME:
+        raise ValueError(f"modulus must be at most 2^61 - 1 (int64 arithmetic), got {modulus}")
+    return modulus
+
+
+def _frac_bits(frac_bits: Any) -> int:
+    frac_bits = validation.positive_int("frac_bits", frac_bits, minimum=0)
+    if frac_bits > 40:
+        raise ValueError(f"frac_bits must be an integer in [0, 40], got {frac_bits}")
+    return frac_bits
+
+
+def min_modulus(n_clients: int, bound: float, frac_bits: int) -> int:
+    """The smallest modulus that decodes a sum of ``n_clients`` values in ``[-bound, bound]``
+    encoded with ``frac_bits`` fractional bits: ``2 * n_clients * ceil(bound * 2^frac_bits) + 1``
+    (the sum lies in ``[-n B, n B]`` with ``B = ceil(bound * 2^frac_bits)``: ``2 n B + 1`` residues)."""
+    n_clients = validation.positive_int("n_clients", n_clients)
+    bound = validation.positive("bound", bound)
+    return 2 * n_clients * math.ceil(bound * 2 ** _frac_bits(frac_bits)) + 1
+
+
+def check_modulus(n_clients: int, bound: float, frac_bits: int, modulus: int = PRIME) -> None:
+    """Raise ``ValueError`` when ``modulus`` is too small for the encoded sum (see :func:`min_modulus`)."""
+    need = min_modulus(n_clients, bound, frac_bits)
+    if _modulus(modulus) < need:
+        raise ValueError(f"modulus must be >= {need} for {n_clients} clients, bound {bound} and "
+                         f"frac_bits {frac_bits} (the encoded sum would wrap around), got {modulus}")
+
+
+def encode(values: Any, frac_bits: int = 24, modulus: int = PRIME, bound: float | None = None) -> np.ndarray:
+    """Fixed point: ``round(values * 2^frac_bits) mod modulus`` as int64 residues.
+
+    Negative numbers wrap to the top of the field (``-1`` becomes ``modulus - 1``). With
+    ``bound``, values outside ``[-bound, bound]`` raise ``ValueError`` (clip them first).
+    """
+    values = validation.finite_array("values", values)
+    frac_bits, modulus = _frac_bits(frac_bits), _modulus(modulus)
+    if bound is not None and np.max(np.abs(values)) > bound:
+        raise ValueError(f"values must lie in [-bound, bound] = [-{bound}, {bound}], got max |value| "
+                         f"{np.max(np.abs(values)):.6g}; clip them first")
+    scaled = np.rint(values * 2.0 ** frac_bits)
+    if np.max(np.abs(scaled)) >= modulus // 2:
+        raise ValueError(f"values must satisfy |value| * 2^frac_bits < modulus / 2, got max |value| "
+                         f"{np.max(np.abs(values)):.6g}")
+    return np.mod(scaled.astype(np.int64), modulus)
+
+
+def decode(residues: Any, frac_bits: int = 24, modulus: int = PRIME) -> np.ndarray:
+    """Inverse of :func:`encode`: residues above ``modulus // 2`` are negative numbers."""
+    frac_bits, modulus = _frac_bits(frac_bits), _modulus(modulus)
+    r = np.asarray(residues, dtype=np.int64)
+    if np.any(r < 0) or np.any(r >= modulus):
+        raise ValueError(f"residues must be integers in [0, {modulus}), got values outside")
+    signed = np.where(r > modulus // 2, r - modulus, r)
+    return signed.astype(np.float64) / 2.0 ** frac_bits
+
+
+def _add(a: np.ndarray, b: np.ndarray, modulus: int) -> np.ndarray:
+    return np.mod(a + b, modulus)  # a, b < 2^61: the sum < 2^62 fits in int64
+
+
+def additive_shares(residues: Any, n_shares: int, modulus: int = PRIME, rng: Any = None) -> np.ndarray:
+    """Split ``residues`` into ``n_shares`` additive shares modulo ``modulus``: an array
+    ``(n_shares, ...)``. The first ``n_shares - 1`` are uniform and independent; the last makes
+    them sum to the secret. Any ``n_shares - 1`` shares are uniformly random whatever the secret."""
+    n_shares = validation.positive_int("n_shares", n_shares, minimum=2)
+    modulus = _modulus(modulus)
+    r = np.asarray(residues, dtype=np.int64)
+    rng = validation.rng_from(rng)
+    shares = rng.integers(0, modulus, size=(n_shares - 1, *r.shape), dtype=np.int64)
+    last = r.copy()
+    for s in shares:
+        last = np.mod(last - s, modulus)
+    return np.concatenate([shares, last[None]], axis=0)
+
+
+def reconstruct(shares: Any, modulus: int = PRIME) -> np.ndarray:
+    """Sum of shares modulo ``modulus`` (the secret of :func:`additive_shares`)."""
+    modulus = _modulus(modulus)
+    shares = np.asarray(shares, dtype=np.int64)
+    total = np.zeros(shares.shape[1:], dtype=np.int64)
+    for s in shares:
+        total = _add(total, s, modulus)
+    return total
+
+
+def pairwise_masks(n_clients: int, dim: int, modulus: int = PRIME, seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
+    """One uniformly random mask in ``Z_modulus^dim`` per pair ``i < j``.
+
+    In the real protocol ``i`` and ``j`` agree on a seed by Diffie-Hellman key exchange and
+    expand it with a pseudorandom generator; here each pair's generator is seeded by
+    ``(seed, i, j)``, which only the simulation knows.
+    """
+    n_clients = validation.positive_int("n_clients", n_clients, minimum=2)
+    dim = validation.positive_int("dim", dim)
+    modulus = _modulus(modulus)
+    return {(i, j): np.random.default_rng([seed, i, j]).integers(0, modulus, size=dim, dtype=np.int64)
+            for i in range(n_clients) for j in range(i + 1, n_clients)}
+
+
+def mask_update(residues: Any, client: int, masks: dict[tuple[int, int], np.ndarray],
+                modulus: int = PRIME) -> np.ndarray:
+    """What client ``client`` sends: ``x + sum_{j > i} m_ij - sum_{j < i} m_ji  (mod p)``."""
+    modulus = _modulus(modulus)
+    y = np.asarray(residues, dtype=np.int64)
+    for (i, j), m in masks.items():
+        if m.shape != y.shape:
+            raise ValueError(f"residues must have shape {m.shape} like the masks, got {y.shape}")
+        if i == client:
+            y = _add(y, m, modulus)
+        elif j == client:
+            y = np.mod(y - m, modulus)
+    return y
+
+
+@dataclass
+class SecureSum:
+    """The result of :func:`secure_sum` and what it cost."""
+
+    total: np.ndarray            #: the decoded sum over the clients that did not drop out
+    masked: np.ndarray           #: the server's view: one masked vector per surviving client
+    survivors: list[int]
+    bytes_per_client: int        #: bytes each surviving client sent (masked vector + recovery)
+    seconds: float               #: encoding, masking and unmasking (all clients, simulated serially)
+
+
+def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
+               dropped: Sequence[int] = ()) -> SecureSum:
+    """Sum of the rows of ``updates`` (one per client) computed by secure aggregation.
+
+    1. every pair of clients agrees on a mask (:func:`pairwise_masks`);
+    2. each client encodes its row in fixed point (values must lie in ``[-bound, bound]``) and
+       sends the masked vector (:func:`mask_update`): uniformly random on its own;
+    3. clients in ``dropped`` send nothing (they left after step 1); each survivor then sends
+       the masks it shared with them, so the server can remove them;
+    4. the server adds the masked vectors modulo :data:`PRIME`: the masks cancel and it decodes
+       the sum of the survivors' rows, exact up to ``2^-frac_bits / 2`` per client and coordinate.
+
+    Raises ``ValueError`` when fewer than 2 clients, when the modulus is too small for the
+    encoded sum (:func:`check_modulus`), or when a value is outside ``[-bound, bound]``.
+    Simplified from Bonawitz et al. (2017): an honest-but-curious server, the recovery masks
+    sent in the clear (the real protocol Shamir-shares the seeds and double-masks each update,
+    so that a client that is only late cannot be unmasked).
+    """
+    updates = validation.finite_array("updates", updates, ndim=2)
+    n, dim = updates.shape
+    validation.positive_int("n_clients", n, minimum=2)
+    check_modulus(n, bound, frac_bits, modulus)
+    dropped = sorted({int(d) for d in dropped})
+    if any(not 0 <= d < n for d in dropped):
+        raise ValueError(f"dropped must list client indices in [0, {n}), got {dropped}")
+    survivors = [k for k in range(n) if k not in dropped]
+    if len(survivors) < 2:
+        raise ValueError(f"dropped must leave at least 2 clients (the sum of one is its update), got {dropped}")
+    start = time.perf_counter()
+    masks = pairwise_masks(n, dim, modulus, seed)
+    masked = np.stack([mask_update(encode(updates[k], frac_bits, modulus, bound), k, masks, modulus)
+                       for k in survivors])
+    total = reconstruct(masked, modulus)
+    recovery = 0
+    for (i, j), m in masks.items():  # masks between a survivor and a dropped client do not cancel
+        if i in dropped and j in survivors:      # j subtracted m_ij: add it back
+            total, recovery = _add(total, m, modulus), recovery + 1
+        elif j in dropped and i in survivors:    # i added m_ij: subtract it
+            total, recovery = np.mod(total - m, modulus), recovery + 1
+    seconds = time.perf_counter() - start
+    per_client = RESIDUE_BYTES * dim + (RESIDUE_BYTES * dim * recovery // len(survivors) if recovery else 0)
+    return SecureSum(decode(total, frac_bits, modulus), masked, survivors, int(per_client), seconds)
+
+
+class SecureAggregator:
+    """A FedAvg aggregator for :func:`run_fedavg` in which the server sees only sums.
+
+    Each client sends ``[n_k * w_k, n_k]`` (its example count appended, so even the counts are
+    only learned in total) through :func:`secure_sum`; the server divides. ``bound`` must cover
+    every ``|n_k * w_k|`` (``ValueError`` otherwise). ``last_bytes_per_client`` and
+    ``last_seconds`` describe the last round.
+    """
+
+    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0) -> None:
+        self.bound = validation.positive("bound", bound)
+        self.frac_bits, self.modulus = _frac_bits(frac_bits), _modulus(modulus)
+        self.seed = validation.positive_int("seed", seed, minimum=0)
+        self.rounds = 0
+        self.last_bytes_per_client = 0
+        self.last_seconds = 0.0
+
+    def __call__(self, weight_lists: Sequence[Weights], sizes: Sequence[int]) -> Weights:
+        _check_weight_lists(weight_lists)
+        rows = np.stack([np.append(n * flatten(ws), n) for ws, n in zip(weight_lists, sizes)])
+        result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, seed=self.seed + self.rounds)
+        self.rounds += 1
+        self.last_bytes_per_client, self.last_seconds = result.bytes_per_client, result.seconds
+        return unflatten(result.total[:-1] / result.total[-1], weight_lists[0])
