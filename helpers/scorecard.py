@@ -7,9 +7,11 @@
 
 It returns a flat ``dict`` (a tidy table row, :data:`COLUMNS` describes every key):
 
-* **clinical performance** on ``split.X_test``: accuracy, ROC AUC, sensitivity and
-  specificity at an operating point chosen on validation data for a required
-  sensitivity, each with a 95 % confidence interval (:mod:`helpers.metrics`);
+* **clinical performance** on ``split.X_test`` (or, with ``evaluate_on="validation"``,
+  on the validation patients, to *select* a model without touching the test set):
+  accuracy, ROC AUC, sensitivity, specificity, PPV and NPV at an operating point chosen
+  on validation data for a required sensitivity, each with a 95 % confidence interval
+  (:mod:`helpers.metrics`);
 * **privacy**: the accountant's ε and δ (given by the caller: they belong to the
   training algorithm, not to the model) and a membership-inference audit of the model
   (:mod:`helpers.privacy_attacks`): training patients (``split.X_train``, the members)
@@ -20,15 +22,21 @@ It returns a flat ``dict`` (a tidy table row, :data:`COLUMNS` describes every ke
   see the one-run canary audit in :mod:`helpers.privacy_attacks`); it can never exceed
   its ceiling (:func:`helpers.privacy_attacks.audit_ceiling`), so a small value is not
   evidence of privacy;
-* **robustness**: accuracy under L∞ PGD on test patients (:mod:`helpers.robustness`), the
-  worst case over the attack losses (cross-entropy and logit margin by default: the
-  margin does not saturate on confident models) and the random restarts;
-* **transparency**: stability of LIME explanations over seeds (:mod:`helpers.explain`);
+* **robustness**: accuracy under L∞ PGD (:mod:`helpers.robustness`), the worst case over
+  the attack losses (cross-entropy and logit margin by default: the margin does not
+  saturate on confident models) and the random restarts, with a Wilson interval; and
+  what the attacker of the threat model wants, the **robust sensitivity**: the share of
+  malignant patients still called malignant *at the operating point* when the attack
+  tries to make them read as benign;
+* **transparency**: stability of LIME explanations over seeds (:mod:`helpers.explain`),
+  with a bootstrap interval over the explained patients;
 * the training time, if given.
 
 :func:`format_table` prints rows as one table, :func:`plot_tradeoffs` draws them,
-:func:`decide` applies stated deployment requirements and :func:`model_card` writes the
-chosen model's card in Markdown, every number taken from the row.
+:func:`decide` applies stated deployment requirements under a stated rule (on the point
+value, or on the 95 % interval: "confirmed", "not refuted", "not distinguishable") and
+:func:`model_card` writes the chosen model's card in Markdown, every number taken from
+the row.
 """
 from __future__ import annotations
 
@@ -43,7 +51,8 @@ from helpers import validation
 #: Every key of an :func:`audit` row, with its meaning.
 COLUMNS: dict[str, str] = {
     "model": "name of the model",
-    "accuracy": "accuracy on the test patients at the operating point",
+    "evaluated_on": "'test' (report) or 'validation' (model selection): the patients every metric below uses",
+    "accuracy": "accuracy on the evaluation patients at the operating point",
     "accuracy_low": "95 % Wilson interval, lower end", "accuracy_high": "95 % Wilson interval, upper end",
     "auc": "ROC AUC on the test patients (threshold-free)",
     "auc_low": "95 % stratified-bootstrap interval, lower end", "auc_high": "upper end",
@@ -51,13 +60,17 @@ COLUMNS: dict[str, str] = {
     "sensitivity_low": "95 % Wilson interval, lower end", "sensitivity_high": "upper end",
     "specificity": "share of benign test tumours called benign at the operating point",
     "specificity_low": "95 % Wilson interval, lower end", "specificity_high": "upper end",
+    "ppv": "positive predictive value: share of patients called malignant who are (depends on prevalence)",
+    "ppv_low": "95 % Wilson interval, lower end", "ppv_high": "upper end",
+    "npv": "negative predictive value: share of patients called benign who are benign",
+    "npv_low": "95 % Wilson interval, lower end", "npv_high": "upper end",
     "threshold": "operating point: P(malignant) >= threshold is called malignant",
     "target_sensitivity": "sensitivity the threshold was chosen for (on validation data), or nan",
-    "n_test": "number of test patients",
+    "n_test": "number of evaluation patients (test patients, or validation patients with evaluate_on='validation')",
     "epsilon": "accountant's ε of the training algorithm (inf: no formal guarantee)",
     "delta": "δ of the guarantee (and of the empirical bound)",
     "mia_attack": "the stronger membership attack (larger AUC)",
-    "mia_auc": "its ROC AUC, members vs non-members (0.5 = guessing)",
+    "mia_auc": "its ROC AUC, members vs non-members (evaluation patients; 0.5 = guessing)",
     "mia_auc_low": "95 % bootstrap interval, lower end", "mia_auc_high": "upper end",
     "mia_tpr_at_5pct_fpr": "its true-positive rate at a false-positive rate <= 5 %",
     "empirical_epsilon": ("empirical ε of the two attacks (max over both): a one-model leakage statistic, "
@@ -67,9 +80,16 @@ COLUMNS: dict[str, str] = {
     "robust_eps": "L∞ radius of the PGD attack, in the model's input units",
     "robust_accuracy": ("accuracy of the test subset under that attack, worst case over the losses and restarts "
                         "(0 eps: clean)"),
+    "robust_accuracy_low": "95 % Wilson interval, lower end", "robust_accuracy_high": "upper end",
+    "robust_sensitivity": ("share of the attacked malignant patients still called malignant at the operating point "
+                           "when the attack tries to make them read as benign (the threat model's goal)"),
+    "robust_sensitivity_low": "95 % Wilson interval, lower end", "robust_sensitivity_high": "upper end",
+    "n_robust_malignant": "malignant patients among those attacked",
     "attack_steps": "PGD steps", "attack_restarts": "PGD random restarts", "n_robust": "patients attacked",
     "attack_losses": "attack losses, joined by '+' ('ce': cross-entropy, 'margin': logit margin)",
     "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
+    "explanation_stability_low": "95 % percentile bootstrap over the explained patients, lower end",
+    "explanation_stability_high": "upper end",
     "n_explained": "patients explained", "lime_features": "k of the top-k feature sets compared",
     "train_seconds": "training time in seconds (nan: not given)",
 }
@@ -95,19 +115,58 @@ def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.permutation(n)[:min(n, size)])
 
 
+def _shared_rows(a: np.ndarray, b: np.ndarray) -> int:
+    """How many rows of ``a`` also occur (exactly) in ``b``."""
+    if a.size == 0 or b.size == 0 or a.shape[1:] != b.shape[1:]:
+        return 0
+    seen = {row.tobytes() for row in np.ascontiguousarray(b, dtype=np.float32)}
+    return sum(row.tobytes() in seen for row in np.ascontiguousarray(a, dtype=np.float32))
+
+
+def at_threshold(model: Any, threshold: float) -> Any:
+    """``x -> logits`` of ``model`` shifted so that class 1 wins exactly when
+    P(class 1) >= ``threshold`` (up to the tie at equality): an attack on the result is an
+    attack on the model *at its operating point*, not at 0.5. Works for one logit
+    (sigmoid) and two logits (softmax)."""
+    import tensorflow as tf
+
+    threshold = min(max(validation.fraction("threshold", threshold), 1e-7), 1 - 1e-7)
+    shift = float(math.log(threshold / (1 - threshold)))
+
+    def shifted(x):
+        z = model(x, training=False)
+        if z.shape[-1] == 1:
+            return z - shift
+        return z - tf.constant([[0.0, shift]], dtype=z.dtype)
+
+    return shifted
+
+
+def _bootstrap_mean(values: Sequence[float], n_resamples: int, rng: np.random.Generator) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    means = v[rng.integers(0, v.size, (n_resamples, v.size))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(low), float(high)
+
+
 def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | None = None,
           y_val: np.ndarray | None = None, threshold: float | None = None, target_sensitivity: float = 0.95,
-          epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25, attack_steps: int = 20,
-          attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"), n_robust: int = 100, n_explained: int = 3,
-          explain_seeds: Sequence[int] = (0, 1, 2), lime_samples: int = 1000, num_features: int = 5,
-          n_members: int | None = None, train_seconds: float | None = None, n_resamples: int = 500,
-          seed: int = 0) -> dict[str, Any]:
+          evaluate_on: str = "test", epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25,
+          attack_steps: int = 20, attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"),
+          n_robust: int = 100, n_explained: int = 3, explain_seeds: Sequence[int] = (0, 1, 2),
+          lime_samples: int = 1000, num_features: int = 5, n_members: int | None = None,
+          train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
 
     Parameters
     ----------
     model:
-        A trained Keras model with one logit (or two) for classes 0/1.
+        A trained Keras model with one logit (or two) for classes 0/1 (checked first: a
+        sigmoid or softmax last layer raises ``ValueError`` before anything slow runs).
     data:
         A :class:`helpers.data.Split`: ``X_train, y_train`` **must be exactly the patients
         the model was trained on** (they are the members of the membership audit);
@@ -117,29 +176,44 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         Row label.
     X_val, y_val:
         Validation patients (neither trained on nor tested): the operating point is the
-        largest threshold with sensitivity ``>= target_sensitivity`` on them.
+        largest threshold with sensitivity ``>= target_sensitivity`` on them. They must
+        not be in ``data.X_train`` (``ValueError`` otherwise: a validation part held out
+        of training must also be removed from the split, or the audit counts untrained
+        patients as members).
     threshold:
         A fixed operating point instead (P(class 1) >= threshold). Without ``threshold``
         and validation data, 0.5 is used.
+    evaluate_on:
+        ``"test"`` (default): every metric on ``data.X_test``; report the chosen model
+        this way, once. ``"validation"``: every metric on ``X_val, y_val`` (the
+        non-members of the membership audit, the attacked and explained patients too), to
+        **select** among models without touching the test set. The operating point is
+        then chosen on the same patients, so the validation sensitivity meets the target
+        by construction: it cannot test a sensitivity requirement; the test report does.
     epsilon, delta:
         The training algorithm's guarantee (``inf`` for none). ``delta`` is also the δ of
         the empirical ε bound.
     robust_eps, attack_steps, attack_restarts, attack_losses, n_robust:
         L∞ PGD threat model (radius in input units, steps, restarts, losses from
-        :data:`helpers.robustness.LOSSES`) and the number of test patients attacked (a
-        seeded subset). A patient counts as robust only if every loss and every restart
-        fails to flip it (:func:`helpers.robustness.robust_accuracy`). Keep both losses:
-        the cross-entropy alone saturates on confident models and overstates robustness.
+        :data:`helpers.robustness.LOSSES`) and the number of evaluation patients attacked
+        (a seeded subset; all of them when ``n_robust`` is at least their number). A
+        patient counts as robust only if every loss and every restart fails to flip it
+        (:func:`helpers.robustness.robust_accuracy`). Keep both losses: the cross-entropy
+        alone saturates on confident models and overstates robustness. Robust accuracy
+        is measured at 0.5 (two-class accuracy); the robust sensitivity attacks the
+        malignant patients of the same subset at the operating point
+        (:func:`at_threshold`).
     n_explained, explain_seeds, lime_samples, num_features:
         LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
-        seeds) for ``n_explained`` test patients, ``lime_samples`` samples each.
+        seeds) for ``n_explained`` evaluation patients, ``lime_samples`` samples each;
+        the interval is a percentile bootstrap over those patients (crude for a few).
     n_members:
         Members (and as many non-members) in the membership audit; default as many as
         the smaller of the two sets allows.
     train_seconds:
         Training time to report (``None``: reported as nan).
     n_resamples:
-        Bootstrap resamples for the AUC interval.
+        Bootstrap resamples for the AUC and stability intervals.
     seed:
         Seeds every random choice (subsets, bootstrap, attacks).
 
@@ -157,6 +231,10 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val must be given together")
+    if evaluate_on not in ("test", "validation"):
+        raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
+    if evaluate_on == "validation" and X_val is None:
+        raise ValueError("evaluate_on='validation' needs X_val and y_val")
     epsilon = float(epsilon)
     if not (epsilon > 0 or math.isinf(epsilon)) or math.isnan(epsilon):
         raise ValueError(f"epsilon must be a number > 0 or inf, got {epsilon!r}")
@@ -169,8 +247,19 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     n_explained = validation.positive_int("n_explained", n_explained, minimum=0)
     seed = validation.positive_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
-    X_test, y_test = np.asarray(data.X_test, np.float32), np.asarray(data.y_test).reshape(-1)
     X_train, y_train = np.asarray(data.X_train, np.float32), np.asarray(data.y_train).reshape(-1)
+    robustness.check_model(model, X_train)  # logits, not probabilities: fail before the slow parts
+    if X_val is not None:
+        X_val, y_val = np.asarray(X_val, np.float32), np.asarray(y_val).reshape(-1)
+        shared = _shared_rows(X_val, X_train)
+        if shared:
+            raise ValueError(f"X_val must not be in data.X_train: {shared} of its {len(X_val)} rows are. Remove the "
+                             f"validation patients from the split (dataclasses.replace(split, X_train=X_fit, "
+                             f"y_train=y_fit)): data.X_train must be exactly the patients the model was trained on")
+    if evaluate_on == "validation":
+        X_eval, y_eval = X_val, y_val
+    else:
+        X_eval, y_eval = np.asarray(data.X_test, np.float32), np.asarray(data.y_test).reshape(-1)
 
     # Clinical performance at an operating point chosen before looking at the test set.
     if threshold is not None:
@@ -181,40 +270,55 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         threshold = metrics.threshold_for_sensitivity(y_val, p_val, target)
     else:
         threshold, target = 0.5, math.nan
-    p_test = predict_proba(model, X_test)[:, 1]
-    clinical = metrics.clinical_metrics(y_test, p_test, threshold, n_resamples=n_resamples, rng=seed)
-    row: dict[str, Any] = {"model": name}
+    p_eval = predict_proba(model, X_eval)[:, 1]
+    clinical = metrics.clinical_metrics(y_eval, p_eval, threshold, n_resamples=n_resamples, rng=seed)
+    clinical.update(metrics.predictive_values(y_eval, p_eval, threshold))
+    row: dict[str, Any] = {"model": name, "evaluated_on": evaluate_on}
     for key, est in clinical.items():
         row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
-    row.update(threshold=float(threshold), target_sensitivity=target, n_test=len(y_test),
+    row.update(threshold=float(threshold), target_sensitivity=target, n_test=len(y_eval),
                epsilon=epsilon, delta=delta)
 
     # Privacy: membership inference, members vs equally many non-members.
-    size = min(len(X_train), len(X_test)) if n_members is None else validation.positive_int("n_members", n_members)
-    size = min(size, len(X_train), len(X_test))
-    members, outsiders = _subset(len(X_train), size, rng), _subset(len(X_test), size, rng)
-    attacks = privacy_attacks.membership_audit(model, X_train[members], y_train[members], X_test[outsiders],
-                                               y_test[outsiders], delta=delta, low_fpr=0.05, seed=seed)
+    size = min(len(X_train), len(X_eval)) if n_members is None else validation.positive_int("n_members", n_members)
+    size = min(size, len(X_train), len(X_eval))
+    members, outsiders = _subset(len(X_train), size, rng), _subset(len(X_eval), size, rng)
+    attacks = privacy_attacks.membership_audit(model, X_train[members], y_train[members], X_eval[outsiders],
+                                               y_eval[outsiders], delta=delta, low_fpr=0.05, seed=seed)
     best = max(attacks.values(), key=lambda r: r.auc)
     row.update(mia_attack=best.name, mia_auc=best.auc, mia_auc_low=best.auc_low, mia_auc_high=best.auc_high,
                mia_tpr_at_5pct_fpr=best.tpr_at_low_fpr,
                empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()),
                empirical_epsilon_ceiling=privacy_attacks.audit_ceiling(size, size, delta), n_members=size)
 
-    # Robustness: L∞ PGD on a seeded subset of test patients.
-    idx = _subset(len(X_test), n_robust, rng)
-    robust = robustness.robust_accuracy(model, X_test[idx], y_test[idx], [robust_eps], attack="pgd", losses=losses,
-                                        nb_iter=attack_steps, restarts=attack_restarts, seed=seed)
-    row.update(robust_eps=robust_eps, robust_accuracy=float(robust[0]), attack_steps=attack_steps,
+    # Robustness: L∞ PGD on a seeded subset of evaluation patients (all of them if n_robust allows).
+    idx = _subset(len(X_eval), n_robust, rng)
+    attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed)
+    robust = float(robustness.robust_accuracy(model, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
+    kept = int(round(robust * len(idx)))
+    malignant = idx[y_eval[idx] == 1]
+    if malignant.size:
+        robust_sens = float(robustness.robust_accuracy(at_threshold(model, threshold), X_eval[malignant],
+                                                       y_eval[malignant], [robust_eps], **attack)[0])
+        rs_low, rs_high = metrics.wilson_interval(int(round(robust_sens * malignant.size)), malignant.size)
+    else:
+        robust_sens = rs_low = rs_high = math.nan
+    row.update(robust_eps=robust_eps, robust_accuracy=robust,
+               robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
+               robust_accuracy_high=metrics.wilson_interval(kept, len(idx))[1],
+               robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low, robust_sensitivity_high=rs_high,
+               n_robust_malignant=int(malignant.size), attack_steps=attack_steps,
                attack_restarts=attack_restarts, attack_losses="+".join(losses), n_robust=len(idx))
 
-    # Transparency: are the LIME explanations of a few test patients stable over seeds?
+    # Transparency: are the LIME explanations of a few evaluation patients stable over seeds?
     split = data if getattr(data, "mean", None) is not None else None
-    stabilities = [explain.explanation_stability(model, X_train, X_test[i], data.feature_names, data.class_names,
+    stabilities = [explain.explanation_stability(model, X_train, X_eval[i], data.feature_names, data.class_names,
                                                  num_features=num_features, num_samples=lime_samples,
                                                  seeds=tuple(explain_seeds), split=split)
-                   for i in range(min(n_explained, len(X_test)))]
+                   for i in range(min(n_explained, len(X_eval)))]
+    stab_low, stab_high = _bootstrap_mean(stabilities, n_resamples, np.random.default_rng(seed))
     row.update(explanation_stability=float(np.mean(stabilities)) if stabilities else math.nan,
+               explanation_stability_low=stab_low, explanation_stability_high=stab_high,
                n_explained=len(stabilities), lime_features=num_features,
                train_seconds=math.nan if train_seconds is None else validation.non_negative("train_seconds",
                                                                                             train_seconds))
@@ -300,71 +404,151 @@ def plot_tradeoffs(rows: Sequence[dict[str, Any]], ax: Any = None) -> Any:
 
 # --------------------------------------------------------------------------- deployment decision
 
+#: Decision rules of :func:`decide`.
+RULES: dict[str, str] = {
+    "point": "the measured value must meet the requirement",
+    "confirmed": "the whole 95 % interval must meet the requirement (shown at 95 % confidence)",
+    "not_refuted": "a model is ruled out only when its whole 95 % interval misses the requirement",
+}
+
+#: The three verdicts of :meth:`Requirement.status`.
+MEETS, FAILS, UNDECIDED = "meets", "fails", "not distinguishable"
+
+
 @dataclass(frozen=True)
 class Requirement:
-    """A deployment requirement on one column: ``minimum <= row[column] <= maximum``."""
+    """A deployment requirement on one column: ``minimum <= row[column] <= maximum``.
+
+    If the row holds an interval for the column (``column + "_low"`` and ``"_high"``, as
+    :func:`audit` rows do for every measured figure), :meth:`status` compares the whole
+    interval; exact columns (``epsilon``) count as their own interval."""
 
     column: str
     minimum: float = -math.inf
     maximum: float = math.inf
     why: str = ""
 
-    def met(self, row: dict[str, Any]) -> bool:
+    def _value(self, row: dict[str, Any]) -> float:
         if self.column not in row:
             raise ValueError(f"column must be a key of the audit rows, got {self.column!r}")
-        value = float(row[self.column])
+        return float(row[self.column])
+
+    def bounds(self, row: dict[str, Any]) -> tuple[float, float]:
+        """The 95 % interval of the column in ``row`` (the value twice if it has none)."""
+        value = self._value(row)
+        low, high = row.get(self.column + "_low"), row.get(self.column + "_high")
+        if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
+            return value, value
+        return float(low), float(high)
+
+    def met(self, row: dict[str, Any]) -> bool:
+        """Does the measured value meet the requirement?"""
+        value = self._value(row)
         return self.minimum <= value <= self.maximum
+
+    def status(self, row: dict[str, Any]) -> str:
+        """``"meets"`` if the whole interval meets the requirement, ``"fails"`` if the whole
+        interval misses it, else ``"not distinguishable"`` (the data cannot tell)."""
+        low, high = self.bounds(row)
+        if self.minimum <= low and high <= self.maximum:
+            return MEETS
+        if high < self.minimum or low > self.maximum:
+            return FAILS
+        return UNDECIDED
+
+    def satisfied(self, row: dict[str, Any], rule: str = "point") -> bool:
+        """Is the requirement satisfied under ``rule`` (a key of :data:`RULES`)?"""
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
+        if rule == "point":
+            return self.met(row)
+        status = self.status(row)
+        return status == MEETS if rule == "confirmed" else status != FAILS
 
     def describe(self) -> str:
         if math.isfinite(self.minimum) and math.isfinite(self.maximum):
             return f"{self.minimum:g} <= {self.column} <= {self.maximum:g}"
         return f"{self.column} >= {self.minimum:g}" if math.isfinite(self.minimum) else f"{self.column} <= {self.maximum:g}"
 
+    def measured(self, row: dict[str, Any]) -> str:
+        """``"measured 0.78, 95 % CI 0.69 to 0.85"`` (no interval for exact columns)."""
+        value, (low, high) = self._value(row), self.bounds(row)
+        return f"measured {value:.3g}" if low == high == value else f"measured {value:.3g}, 95 % CI {low:.3g} to {high:.3g}"
+
 
 @dataclass
 class Decision:
-    """Which models meet every requirement, and the chosen one (best ``rank_by``)."""
+    """Which models meet every requirement under ``rule``, and the chosen one (best ``rank_by``)."""
 
     chosen: str | None
     rank_by: str
     largest: bool = True
     failures: dict[str, list[str]] = field(default_factory=dict)  # model -> failed requirement texts
+    rule: str = "point"
+    status: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> requirement -> verdict
 
     def eligible(self) -> list[str]:
-        """Models that meet every requirement, in the order of the rows."""
+        """Models that meet every requirement under the rule, in the order of the rows."""
         return [m for m, failed in self.failures.items() if not failed]
 
+    def undecided(self, model: str) -> list[str]:
+        """The requirements the data cannot decide for ``model`` (interval on both sides)."""
+        return [req for req, verdict in self.status.get(model, {}).items() if verdict == UNDECIDED]
+
     def text(self) -> str:
-        """One line per model (what it fails) and the decision."""
+        """One line per model (what it fails; under an interval rule also what the data
+        cannot decide) and the decision."""
         lines = []
         for model, failed in self.failures.items():
-            lines.append(f"{model}: " + ("meets every requirement" if not failed else "fails " + "; ".join(failed)))
+            line = f"{model}: " + ("meets every requirement" if not failed else "fails " + "; ".join(failed))
+            if self.rule != "point":
+                if not failed:
+                    line = f"{model}: " + ("not ruled out" if self.rule == "not_refuted" else "confirmed")
+                open_ = [r for r in self.undecided(model) if not any(f.startswith(r + " (") for f in failed)]
+                if open_:
+                    line += "; not distinguishable: " + "; ".join(open_)
+            lines.append(line)
         best = "largest" if self.largest else "smallest"
-        lines.append(f"Deploy: {self.chosen} ({best} {self.rank_by} among the eligible models)" if self.chosen
+        among = {"point": "the eligible models", "confirmed": "the models that meet every requirement at 95 %",
+                 "not_refuted": "the models not ruled out"}[self.rule]
+        lines.append(f"Deploy: {self.chosen} ({best} {self.rank_by} among {among})" if self.chosen
                      else "Deploy: none of the models meets every requirement")
         return "\n".join(lines)
 
 
 def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], rank_by: str = "auc",
-           largest: bool = True) -> Decision:
-    """Check every row against ``requirements``; among the rows that meet all of them,
-    choose the one with the largest ``rank_by`` (``largest=False``: the smallest, e.g.
-    ``rank_by="epsilon"`` for the strongest privacy guarantee; ties: the first row).
-    Failed requirements are reported with the measured value, e.g.
-    ``"epsilon <= 8 (measured inf)"``."""
+           largest: bool = True, rule: str = "point") -> Decision:
+    """Check every row against ``requirements`` under ``rule``; among the rows that
+    satisfy all of them, choose the one with the largest ``rank_by`` (``largest=False``:
+    the smallest, e.g. ``rank_by="epsilon"`` for the strongest privacy guarantee; ties:
+    the first row).
+
+    ``rule`` (:data:`RULES`): ``"point"`` compares the measured value; ``"confirmed"``
+    requires the whole 95 % interval to meet each requirement (the conservative reading:
+    shown, not just measured); ``"not_refuted"`` rules a model out only when the whole
+    interval misses a requirement. Whatever the rule, :attr:`Decision.status` holds every
+    requirement's verdict (meets, fails, not distinguishable), so "not distinguishable" is
+    reported as such. Failed requirements are reported with the measured value (and its
+    interval under the interval rules), e.g. ``"epsilon <= 8 (measured inf)"``."""
     rows, requirements = list(rows), list(requirements)
     if not rows:
         raise ValueError("rows must contain at least one audit row")
     if rank_by not in rows[0]:
         raise ValueError(f"rank_by must be a key of the audit rows, got {rank_by!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
     failures: dict[str, list[str]] = {}
+    status: dict[str, dict[str, str]] = {}
     for row in rows:
-        failures[row["model"]] = [f"{req.describe()} (measured {float(row[req.column]):.3g})"
-                                  for req in requirements if not req.met(row)]
+        status[row["model"]] = {req.describe(): req.status(row) for req in requirements}
+        failures[row["model"]] = [
+            f"{req.describe()} (measured {float(row[req.column]):.3g})" if rule == "point"
+            else f"{req.describe()} ({req.measured(row)})"
+            for req in requirements if not req.satisfied(row, rule)]
     eligible = [r for r in rows if not failures[r["model"]]]
     sign = 1.0 if largest else -1.0
     chosen = max(eligible, key=lambda r: sign * float(r[rank_by]))["model"] if eligible else None
-    return Decision(chosen, rank_by, bool(largest), failures)
+    return Decision(chosen, rank_by, bool(largest), failures, rule, status)
 
 
 # --------------------------------------------------------------------------- model card
@@ -383,13 +567,25 @@ def _ci(row: dict[str, Any], key: str) -> str:
 
 def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations: Sequence[str],
                out_of_scope: str = "", input_units: str = "standard deviations of the training data",
-               neighbours: str = "add or remove one patient's record",
-               training: str = "") -> str:
+               neighbours: str = "add or remove one patient's record", training: str = "", details: str = "",
+               factors: str = "", selection: str = "", privacy_scope: str = "",
+               ethical_considerations: str = "", recommendations: Sequence[str] = ()) -> str:
     """A model card (Mitchell et al., 2019) in Markdown, every number read from ``row``
-    (an :func:`audit` row). The prose arguments describe what numbers cannot."""
+    (an :func:`audit` row on the **test** patients: a row with ``evaluated_on="validation"``
+    raises ``ValueError``, validation rows select, test rows report). The prose arguments
+    describe what numbers cannot, in the card's sections: ``details`` (version, date,
+    owner), ``intended_use`` and ``out_of_scope``, ``factors`` (groups and conditions the
+    performance may depend on), ``data`` (training and evaluation data), ``training``,
+    ``selection`` (the requirements and how the decision was taken), ``privacy_scope``
+    (what the DP guarantee covers and what it does not), ``ethical_considerations``,
+    ``limitations`` (caveats) and ``recommendations``. Only ``intended_use``, ``data`` and
+    ``limitations`` are required."""
     missing = [k for k in COLUMNS if k not in row]
     if missing:
         raise ValueError(f"row must be an audit() row; it lacks {missing}")
+    if row["evaluated_on"] != "test":
+        raise ValueError(f"row must be evaluated on the test patients (evaluated_on='test'), got "
+                         f"{row['evaluated_on']!r}: a card reports the chosen model once on held-out data")
     if not intended_use or not data:
         raise ValueError("intended_use and data must describe the model's use and its training data")
     target = ("" if math.isnan(row["target_sensitivity"])
@@ -399,47 +595,65 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
     else:
         guarantee = (f"Trained with DP-SGD: **(ε = {row['epsilon']:.2f}, δ = {row['delta']:g})-differential privacy** "
                      f"for neighbouring datasets that differ by one patient ({neighbours}), from the RDP accountant.")
-    lines = [
-        f"## Model card: {row['model']}",
-        "",
-        "**Intended use.** " + intended_use,
-    ]
+    lines = [f"## Model card: {row['model']}", ""]
+    if details:
+        lines += ["**Model details.** " + details, ""]
+    lines += ["**Intended use.** " + intended_use]
     if out_of_scope:
         lines += ["", "**Out of scope.** " + out_of_scope]
-    lines += [
-        "",
-        "**Data.** " + data,
-    ]
+    if factors:
+        lines += ["", "**Factors.** " + factors]
+    lines += ["", "**Data.** " + data]
     if training:
         lines += ["", "**Training.** " + training]
+    if selection:
+        lines += ["", "**Requirements and decision.** " + selection]
+    rows_ = [("accuracy", "accuracy"), ("ROC AUC", "auc"), ("sensitivity (malignant found)", "sensitivity"),
+             ("specificity (benign cleared)", "specificity")]
+    if not math.isnan(row["ppv"]):
+        rows_.append(("PPV (share malignant among those called malignant; at this cohort's prevalence)", "ppv"))
+    if not math.isnan(row["npv"]):
+        rows_.append(("NPV (share benign among those called benign)", "npv"))
     lines += [
         "",
-        f"**Metrics** on {row['n_test']} held-out test patients, operating point P(malignant) ≥ {row['threshold']:.3f}{target}:",
+        f"**Metrics** on {row['n_test']} held-out test patients, reported once after the model was chosen, "
+        f"operating point P(malignant) ≥ {row['threshold']:.3f}{target}:",
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy | {_ci(row, 'accuracy')} |",
-        f"| ROC AUC | {_ci(row, 'auc')} |",
-        f"| sensitivity (malignant found) | {_ci(row, 'sensitivity')} |",
-        f"| specificity (benign cleared) | {_ci(row, 'specificity')} |",
+    ] + [f"| {label} | {_ci(row, key)} |" for label, key in rows_]
+    lines += [
         "",
         "**Privacy guarantee.** " + guarantee
+        + (" " + privacy_scope if privacy_scope else "")
         + f" Membership-inference audit ({row['n_members']} training vs {row['n_members']} test patients, "
           f"{row['mia_attack']} attack): AUC {_ci(row, 'mia_auc')}, TPR {row['mia_tpr_at_5pct_fpr']:.3f} at 5 % FPR, "
           f"empirical ε ≥ {row['empirical_epsilon']:.2f} (δ = {row['delta']:g}), a statistic of this model's "
           f"measured leakage, not a proof about the training algorithm; these patient counts could show at most "
-          f"{row['empirical_epsilon_ceiling']:.2f}, so a small value is no evidence of privacy.",
+          f"{row['empirical_epsilon_ceiling']:.2f}"
+        + (", so this value is no evidence either way." if row["empirical_epsilon"] <= 1e-9
+           else ", so a small value is no evidence of privacy."),
         "",
-        f"**Robustness.** Accuracy {row['robust_accuracy']:.3f} on {row['n_robust']} test patients under an L∞ PGD "
+        f"**Robustness.** Accuracy {_ci(row, 'robust_accuracy')} on {row['n_robust']} test patients under an L∞ PGD "
         f"attack of radius {row['robust_eps']:g} ({input_units}), {row['attack_steps']} steps, "
         f"{row['attack_restarts']} random start(s), {_losses_text(row['attack_losses'])} (a patient counts as robust "
         f"only if no loss and no start flips it); the attacker knows the weights (white box).",
+    ]
+    if not math.isnan(row["robust_sensitivity"]):
+        lines[-1] += (f" What the attacker wants, a malignant tumour read as benign: at the operating point, "
+                      f"robust sensitivity {_ci(row, 'robust_sensitivity')} on the {row['n_robust_malignant']} "
+                      f"malignant patients attacked.")
+    lines += [
         "",
         f"**Explanations.** LIME explanations of {row['n_explained']} test patients have a mean top-{row['lime_features']} "
-        f"Jaccard stability of {row['explanation_stability']:.2f} across seeds (1 = identical feature sets).",
-        "",
-        "**Known limitations.**",
-        "",
+        f"Jaccard stability of {row['explanation_stability']:.2f} (95 % bootstrap interval over the patients "
+        f"{row['explanation_stability_low']:.2f} to {row['explanation_stability_high']:.2f}) across seeds "
+        f"(1 = identical feature sets).",
     ]
+    if ethical_considerations:
+        lines += ["", "**Ethical considerations.** " + ethical_considerations]
+    lines += ["", "**Caveats and known limitations.**", ""]
     lines += [f"- {item}" for item in limitations]
+    if recommendations:
+        lines += ["", "**Recommendations.**", ""] + [f"- {item}" for item in recommendations]
     return "\n".join(lines)

@@ -59,6 +59,17 @@ def test_audit_returns_every_column_in_range(row, fixture):
     assert row["threshold"] == metrics.threshold_for_sensitivity(y_val, p_val, 0.95)
     p_test = models.predict_proba(model, small.X_test)[:, 1]
     assert row["sensitivity"] == metrics.sensitivity_specificity(small.y_test, p_test, row["threshold"])[0]
+    # issue 14: every figure has an interval
+    assert row["evaluated_on"] == "test"
+    for key in ("robust_accuracy", "robust_sensitivity", "explanation_stability", "ppv", "npv"):
+        assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, key
+    kept = round(row["robust_accuracy"] * row["n_robust"])
+    assert (row["robust_accuracy_low"], row["robust_accuracy_high"]) == metrics.wilson_interval(kept, 30)
+    pv = metrics.predictive_values(small.y_test, p_test, row["threshold"])
+    assert row["ppv"] == pv["ppv"].value and row["npv"] == pv["npv"].value
+    # robust sensitivity: the malignant patients among those attacked, at the operating point
+    assert 0 < row["n_robust_malignant"] < row["n_robust"]
+    assert row["robust_sensitivity"] <= row["sensitivity"] + 0.25
 
 
 def test_audit_is_reproducible_and_robustness_drops_with_eps(fixture, row):
@@ -102,6 +113,67 @@ def test_audit_robustness_is_the_worst_case_over_losses():
     assert both["robust_accuracy"] < ce["robust_accuracy"] - 0.1   # ce alone overstates robustness
 
 
+def test_at_threshold_moves_the_decision_to_the_operating_point(fixture):
+    from helpers import models
+
+    model, small, _ = fixture
+    p = models.predict_proba(model, small.X_test)[:, 1]
+    for t in (0.05, 0.5, 0.9):
+        z = np.asarray(scorecard.at_threshold(model, t)(small.X_test))[:, 0]
+        called = z > 0
+        clear = np.abs(p - t) > 1e-4  # away from the tie
+        assert np.array_equal(called[clear], (p >= t)[clear])
+
+
+def test_audit_robust_sensitivity_is_measured_at_the_operating_point(fixture):
+    """A low threshold calls more tumours malignant, so the attacker needs more to hide
+    them: robust sensitivity at a low threshold is at least that at a high one."""
+    model, small, _ = fixture
+    common = dict(robust_eps=0.3, attack_steps=5, n_robust=60, n_explained=0, n_resamples=20)
+    low = scorecard.audit(model, small, threshold=0.05, **common)
+    high = scorecard.audit(model, small, threshold=0.95, **common)
+    assert low["n_robust_malignant"] == high["n_robust_malignant"] == int(small.y_test.sum())
+    assert low["robust_sensitivity"] >= high["robust_sensitivity"] + 0.1
+    assert low["robust_accuracy"] == high["robust_accuracy"]  # two-class accuracy at 0.5: the threshold plays no part
+
+
+def test_audit_on_validation_patients_for_model_selection(fixture, row):
+    from helpers import metrics, models
+
+    model, small, (X_val, y_val) = fixture
+    sel = scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, evaluate_on="validation",
+                          robust_eps=0.3, attack_steps=5, n_robust=200, n_explained=0, n_resamples=20)
+    assert sel["evaluated_on"] == "validation" and sel["n_test"] == len(y_val) == sel["n_robust"]
+    assert sel["threshold"] == row["threshold"]  # same operating point, chosen on validation
+    assert sel["sensitivity"] >= 0.95  # met by construction on the patients that chose the threshold
+    p_val = models.predict_proba(model, X_val)[:, 1]
+    assert sel["auc"] == pytest.approx(metrics.roc_auc(y_val, p_val))
+    with pytest.raises(ValueError, match="evaluated on the test patients"):
+        scorecard.model_card(dict(row, evaluated_on="validation"), intended_use="a", data="b", limitations=[])
+    with pytest.raises(ValueError, match="needs X_val"):
+        scorecard.audit(model, small, evaluate_on="validation")
+    with pytest.raises(ValueError, match="evaluate_on"):
+        scorecard.audit(model, small, evaluate_on="train")
+
+
+def test_audit_refuses_validation_patients_counted_as_members(fixture):
+    """Issue 14, item 7: holding validation patients out of training but passing the
+    unchanged split would count them as members; the audit refuses."""
+    model, small, _ = fixture
+    X_val, y_val = small.X_train[-20:], small.y_train[-20:]
+    with pytest.raises(ValueError, match="X_val must not be in data.X_train: 20 of its 20 rows"):
+        scorecard.audit(model, small, X_val=X_val, y_val=y_val)
+
+
+def test_audit_checks_the_output_layer_first(fixture):
+    import tensorflow as tf
+
+    _, small, _ = fixture
+    sigmoid = tf.keras.Sequential([tf.keras.Input((30,)), tf.keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(ValueError, match="model must return logits"):
+        scorecard.audit(sigmoid, small, n_explained=0)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"epsilon": -1}, "epsilon"), ({"delta": 0}, "delta"), ({"robust_eps": -0.1}, "robust_eps"),
     ({"attack_steps": 0}, "attack_steps"), ({"X_val": np.zeros((2, 30))}, "X_val and y_val"),
@@ -124,7 +196,7 @@ def _row(name, **changes):
                 epsilon=math.inf, delta=1e-5, mia_attack="learned", mia_auc=0.55, mia_auc_low=0.49,
                 mia_auc_high=0.61, mia_tpr_at_5pct_fpr=0.08, empirical_epsilon=0.0, n_members=143,
                 robust_eps=0.25, robust_accuracy=0.7, attack_steps=20, attack_restarts=2, n_robust=100,
-                attack_losses="ce+margin", empirical_epsilon_ceiling=2.95,
+                attack_losses="ce+margin", empirical_epsilon_ceiling=2.95, evaluated_on="test",
                 explanation_stability=0.6, n_explained=3, lime_features=5, train_seconds=2.0)
     base.update(changes)
     return base
@@ -166,6 +238,41 @@ def test_decide_applies_requirements_and_ranks():
     assert scorecard.Requirement("auc", 0.1, 0.2).describe() == "0.1 <= auc <= 0.2"
     with pytest.raises(ValueError, match="column"):
         scorecard.decide(rows, [scorecard.Requirement("nope", minimum=0)])
+    with pytest.raises(ValueError, match="rule"):
+        scorecard.decide(rows, reqs, rule="lenient")
+
+
+def test_decide_with_intervals_reports_not_distinguishable():
+    """Issue 14, item 2: a stated rule on the 95 % intervals; a one-patient difference
+    around the bar is "not distinguishable", not a finding."""
+    reqs = [scorecard.Requirement("epsilon", maximum=4.0), scorecard.Requirement("sensitivity", minimum=0.9),
+            scorecard.Requirement("robust_accuracy", minimum=0.7)]
+    rows = [
+        _row("just above", epsilon=4.0, sensitivity=0.925, sensitivity_low=0.82, sensitivity_high=0.97,
+             robust_accuracy=0.78, robust_accuracy_low=0.69, robust_accuracy_high=0.85),
+        _row("just below", epsilon=2.0, sensitivity=0.887, sensitivity_low=0.77, sensitivity_high=0.95,
+             robust_accuracy=0.72, robust_accuracy_low=0.63, robust_accuracy_high=0.80),
+        _row("clearly not robust", epsilon=1.0, sensitivity=0.98, sensitivity_low=0.9, sensitivity_high=1.0,
+             robust_accuracy=0.3, robust_accuracy_low=0.22, robust_accuracy_high=0.4),
+        _row("confirmed", epsilon=3.0, sensitivity=0.99, sensitivity_low=0.95, sensitivity_high=1.0,
+             robust_accuracy=0.9, robust_accuracy_low=0.82, robust_accuracy_high=0.95),
+    ]
+    point = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False)
+    assert point.eligible() == ["just above", "confirmed"] and point.chosen == "confirmed"
+    lenient = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False, rule="not_refuted")
+    assert lenient.eligible() == ["just above", "just below", "confirmed"] and lenient.chosen == "just below"
+    assert lenient.failures["clearly not robust"] == ["robust_accuracy >= 0.7 (measured 0.3, 95 % CI 0.22 to 0.4)"]
+    assert lenient.undecided("just below") == ["sensitivity >= 0.9", "robust_accuracy >= 0.7"]
+    assert lenient.status["just above"] == {"epsilon <= 4": "meets", "sensitivity >= 0.9": "not distinguishable",
+                                            "robust_accuracy >= 0.7": "not distinguishable"}
+    text = lenient.text()
+    assert "just below: not ruled out; not distinguishable: sensitivity >= 0.9; robust_accuracy >= 0.7" in text
+    assert "among the models not ruled out" in text
+    strict = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False, rule="confirmed")
+    assert strict.eligible() == ["confirmed"] and strict.chosen == "confirmed"
+    assert "confirmed: confirmed" in strict.text()
+    # the exact column (epsilon) is its own interval: inf is a plain failure under every rule
+    assert scorecard.Requirement("epsilon", maximum=4).status(_row("b", epsilon=math.inf)) == "fails"
 
 
 def test_model_card_contains_the_computed_numbers(row):
@@ -177,6 +284,19 @@ def test_model_card_contains_the_computed_numbers(row):
     assert f"{row['explanation_stability']:.2f}" in card and "- Small data." in card
     # what the membership number is, and what the attack was
     assert f"{row['empirical_epsilon_ceiling']:.2f}" in card and "not a proof about the training algorithm" in card
+    for key in ("robust_accuracy", "robust_sensitivity", "ppv", "npv"):
+        assert f"{row[key]:.3f} (95 % CI {row[key + '_low']:.3f} to {row[key + '_high']:.3f})" in card, key
+    assert f"{row['explanation_stability_low']:.2f} to {row['explanation_stability_high']:.2f}" in card
+    full = scorecard.model_card(row, intended_use="Decision support.", data="WDBC.", limitations=["Small data."],
+                                details="v1, 2026-11-27, the hospital.", factors="No demographics.",
+                                selection="Chosen on validation.", privacy_scope="Covers the fit patients only.",
+                                ethical_considerations="Cancer is sensitive.", recommendations=["Revalidate."])
+    for heading in ("**Model details.** v1", "**Factors.**", "**Requirements and decision.** Chosen on validation.",
+                    "Covers the fit patients only.", "**Ethical considerations.**", "**Recommendations.**",
+                    "- Revalidate."):
+        assert heading in full, heading
+    zero = scorecard.model_card(dict(row, empirical_epsilon=0.0), intended_use="a", data="b", limitations=[])
+    assert "no evidence either way" in zero
     assert "each with the cross-entropy and the logit margin loss" in card
     # change a number: the card follows (nothing typed in)
     other = dict(row, sensitivity=0.123456, epsilon=math.inf, robust_accuracy=0.654321)
