@@ -4,6 +4,10 @@ Attacks (white-box, untargeted, with the *true* labels):
 
 * :func:`fgsm`  one signed-gradient step (Goodfellow et al., 2015);
 * :func:`pgd`   projected gradient descent with a random start (Madry et al., 2018);
+* :func:`square_attack`  a black-box, gradient-free attack: random square changes kept
+  when they lower the logit margin (Andriushchenko et al., 2020);
+* :func:`pgd_loss_curve`  the attack loss of every example after every PGD step (does
+  the attack converge, or is it stuck?);
 * :func:`robust_accuracy`  accuracy under attack for several budgets ``eps``, the worst
   case over attack losses and random restarts (an example counts as robust only if it
   survives all of them);
@@ -270,16 +274,26 @@ def _pgd_tensor(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng, 
     seeded random start: FGM steps of size ``eps_iter`` on ``loss_fn``, each projected
     back onto the ``eps`` ball around ``x`` and into the clip range."""
     import tensorflow as tf
+
+    adv = x
+    for adv in _pgd_iterates(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng, loss_fn):
+        pass
+    return tf.convert_to_tensor(adv)
+
+
+def _pgd_iterates(fn, x, y, eps, eps_iter, nb_iter, norm, lo, hi, rand_init, rng, loss_fn=cross_entropy_loss):
+    """Yield PGD's start point, then its point after each of the ``nb_iter`` steps."""
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
     from cleverhans.tf2.utils import clip_eta
 
     adv = x
     if rand_init:
         adv = _clip(x + _random_start(tuple(x.shape), eps, norm, rng), lo, hi)
+    yield adv
     for _ in range(nb_iter):
         adv = fast_gradient_method(fn, adv, eps_iter, norm, loss_fn=loss_fn, clip_min=lo, clip_max=hi, y=y)
         adv = _clip(x + clip_eta(adv - x, norm, eps), lo, hi)
-    return tf.convert_to_tensor(adv)
+        yield adv
 
 
 def _prepare(model, x, y, eps, norm, clip_min, clip_max, allowed_norms):
@@ -333,8 +347,9 @@ def fgsm(model: Any, x: Any, y: Any, eps: float, norm: float = np.inf,
 
 
 def default_step_size(eps: float, nb_iter: int) -> float:
-    """Madry et al.'s rule of thumb: ``2.5 * eps / nb_iter`` (at most ``eps``), so that
-    the steps can cross the whole ball and come back."""
+    """The step-size rule of thumb ``2.5 * eps / nb_iter`` (at most ``eps``), used by
+    Madry et al. (2018): the steps together cover 2.5 eps, enough to cross the whole ball
+    (diameter 2 eps) from the random start and still refine."""
     return min(float(eps), 2.5 * float(eps) / int(nb_iter))
 
 
@@ -352,20 +367,157 @@ def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, n
     """
     loss_fn = _loss(loss)
     fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 2.0))
-    nb_iter = validation.positive_int("nb_iter", nb_iter)
+    nb_iter, eps_iter = _pgd_arguments(eps, eps_iter, nb_iter)
     rng = validation.rng_from(seed)
-    if eps_iter is None:
-        eps_iter = default_step_size(eps, nb_iter)
-    else:
-        eps_iter = validation.non_negative("eps_iter", eps_iter)
-        if eps_iter > eps:
-            raise ValueError(f"eps_iter must be <= eps ({eps}), got {eps_iter}")
-        if eps > 0 and eps_iter == 0:
-            raise ValueError(f"eps_iter must be > 0 when eps > 0, got {eps_iter}")
     if eps == 0:
         return x.copy()
     return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng,
                                   loss_fn))
+
+
+def _pgd_arguments(eps: float, eps_iter: float | None, nb_iter: Any) -> tuple[int, float]:
+    nb_iter = validation.positive_int("nb_iter", nb_iter)
+    if eps_iter is None:
+        return nb_iter, default_step_size(eps, nb_iter)
+    eps_iter = validation.non_negative("eps_iter", eps_iter)
+    if eps_iter > eps:
+        raise ValueError(f"eps_iter must be <= eps ({eps}), got {eps_iter}")
+    if eps > 0 and eps_iter == 0:
+        raise ValueError(f"eps_iter must be > 0 when eps > 0, got {eps_iter}")
+    return nb_iter, eps_iter
+
+
+def pgd_loss_curve(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, nb_iter: int = 40,
+                   norm: float = np.inf, clip_min: Any = None, clip_max: Any = None, seed: Any = None,
+                   loss: str = "ce", measure: str | None = None) -> np.ndarray:
+    """Per-example attack loss along one PGD run: a diagnostic for gradient masking.
+
+    Runs :func:`pgd` (same arguments, ascending the ``loss``) and records the ``measure``
+    loss (default: the same as ``loss``; e.g. ascend ``"ce"`` and watch the ``"margin"``)
+    of every example at the random start and after each step. Returns a float array of
+    shape ``(nb_iter + 1, n)``. An honest attack shows losses that rise and then level
+    off; a curve that stays flat from the start, or keeps rising at the last step, means
+    the attack is stuck or unfinished, and its robust accuracy is an overestimate.
+    """
+    loss_fn = _loss(loss)
+    measure_fn = loss_fn if measure is None else _loss(measure)
+    fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 2.0))
+    nb_iter, eps_iter = _pgd_arguments(eps, eps_iter, nb_iter)
+    rng = validation.rng_from(seed)
+    if eps == 0:
+        return np.tile(np.asarray(measure_fn(y_t, fn(x_t)), dtype=float), (nb_iter + 1, 1))
+    return np.stack([np.asarray(measure_fn(y_t, fn(adv)), dtype=float)
+                     for adv in _pgd_iterates(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, True, rng,
+                                              loss_fn)])
+
+
+# --------------------------------------------------------------------------- Square attack
+
+def _square_fraction(p_init: float, query: int, n_queries: int) -> float:
+    """Andriushchenko et al.'s schedule: the fraction of pixels changed per query is halved
+    at queries 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of a 10 000-query budget
+    (rescaled to ``n_queries``)."""
+    it = int(query / n_queries * 10000)
+    halvings = sum(it > t for t in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    return p_init / 2 ** halvings
+
+
+def _square_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator) -> np.ndarray:
+    """One random window per example: a square of side ``round(sqrt(p * h * w))`` on images
+    ``(n, h, w, c)`` (all channels), a random set of ``round(p * d)`` features otherwise."""
+    n = shape[0]
+    if len(shape) == 4:
+        h, w = shape[1], shape[2]
+        side = int(min(max(round(np.sqrt(p * h * w)), 1), h, w))
+        top = rng.integers(0, h - side + 1, size=n)
+        left = rng.integers(0, w - side + 1, size=n)
+        rows, cols = np.arange(h), np.arange(w)
+        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
+        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)
+        return (in_rows[:, :, None] & in_cols[:, None, :])[..., None]  # (n, h, w, 1)
+    d = int(np.prod(shape[1:]))
+    size = int(min(max(round(p * d), 1), d))
+    keys = rng.random((n, d))
+    chosen = keys <= np.sort(keys, axis=1)[:, size - 1:size]
+    return chosen.reshape(shape)
+
+
+def _square_signs(shape: tuple[int, ...], rng: np.random.Generator, stripes: bool) -> np.ndarray:
+    """Random ±1: per channel (constant over the window) on images, per feature otherwise;
+    ``stripes``: the initial vertical stripes (one sign per column and channel)."""
+    if len(shape) == 4:
+        size = (shape[0], 1, shape[2], shape[3]) if stripes else (shape[0], 1, 1, shape[3])
+    else:
+        size = shape
+    return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=size)
+
+
+def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000, p_init: float = 0.3,
+                  clip_min: Any = None, clip_max: Any = None, seed: Any = None, loss: str = "margin") -> np.ndarray:
+    """The L∞ Square attack (Andriushchenko, Croce, Flammarion & Hein, 2020): a black-box
+    attack that uses only the model's outputs (logits), never its gradients.
+
+    It starts from vertical stripes of ``±eps`` and then, for at most ``n_queries - 1``
+    rounds, proposes to set one random square window of each image (side
+    ``sqrt(p * h * w)`` pixels, ``p`` shrinking from ``p_init`` on Andriushchenko et
+    al.'s schedule; on non-image inputs a random set of ``p * d`` features) to
+    ``x ± eps`` (one random sign per channel), and keeps the proposal only if it lowers
+    the ``loss``: ``"margin"`` (the default, the paper's: the true logit minus the best
+    other one) or ``"ce"`` (the negative cross-entropy). An example that is already
+    misclassified is not changed any more. Every round queries the model once on the whole
+    batch, so each example costs at most ``n_queries`` queries. Inputs of shape
+    ``(n, h, w, c)`` are treated as images; anything else as flat feature vectors.
+
+    Parameters are as in :func:`pgd` (L∞ only); ``seed`` fixes the random proposals.
+    Returns float32 adversarial inputs shaped like ``x``, within ``eps`` of ``x`` in L∞
+    and inside ``[clip_min, clip_max]``.
+    """
+    import tensorflow as tf
+
+    _loss(loss)
+    fn, x, x_t, y_t, eps, _, lo, hi = _prepare(model, x, y, eps, np.inf, clip_min, clip_max, (np.inf,))
+    n_queries = validation.positive_int("n_queries", n_queries)
+    p_init = validation.positive("p_init", p_init)
+    if p_init > 1:
+        raise ValueError(f"p_init must be in (0, 1] (the fraction of pixels changed per query), got {p_init}")
+    rng = validation.rng_from(seed)
+    if eps == 0:
+        return x.copy()
+    lo = np.full(x.shape[1:], -np.inf, np.float32) if lo is None else lo
+    hi = np.full(x.shape[1:], np.inf, np.float32) if hi is None else hi
+    labels = np.asarray(y_t)
+
+    rows = np.arange(len(x))
+
+    def evaluate(candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # One query: the logits only. The losses in NumPy (same values as margin_loss and
+        # cross_entropy_loss), which is several times faster than eager TensorFlow here.
+        z = np.asarray(fn(tf.constant(candidate)), dtype=np.float64)
+        true = z[rows, labels]
+        others = z.copy()
+        others[rows, labels] = -np.inf
+        if loss == "margin":
+            objective = true - others.max(axis=1)
+        else:
+            top = z.max(axis=1)
+            objective = true - top - np.log(np.exp(z - top[:, None]).sum(axis=1))  # = -cross-entropy
+        return objective, z.argmax(axis=1) != labels
+
+    adv = np.clip(x + eps * _square_signs(x.shape, rng, stripes=True), lo, hi).astype(np.float32)
+    best, fooled = evaluate(adv)
+    for query in range(1, n_queries):
+        if fooled.all():
+            break
+        p = _square_fraction(p_init, query, n_queries)
+        mask = _square_mask(x.shape, p, rng) & ~fooled.reshape((-1,) + (1,) * (x.ndim - 1))
+        window = np.clip(x + eps * _square_signs(x.shape, rng, stripes=False), lo, hi)
+        candidate = np.where(mask, window, adv).astype(np.float32)
+        objective, now_fooled = evaluate(candidate)
+        better = (objective < best) & ~fooled
+        adv[better] = candidate[better]
+        best[better] = objective[better]
+        fooled |= better & now_fooled
+    return adv
 
 
 def _predict(fn, x, batch_size: int = 2048) -> np.ndarray:

@@ -344,3 +344,91 @@ def test_bad_losses_raise_value_error(digits, digits_model):
             R.robust_accuracy(digits_model, x, y, [0.1], losses=losses)
     with pytest.raises(ValueError, match="losses="):
         R.robust_accuracy(digits_model, x, y, [0.1], loss="margin")
+
+
+# --------------------------------------------------------------------------- issue 15: Square attack, loss curves
+
+@pytest.mark.parametrize("as_images", [False, True])
+def test_square_attack_breaks_an_undefended_model_without_gradients(digits, digits_model, as_images):
+    x, y = digits.X_test[:200], digits.y_test[:200]
+    model = digits_model
+    if as_images:  # the same model on (n, 8, 8, 1) images: square windows instead of feature sets
+        x = x.reshape(-1, 8, 8, 1)
+        model = lambda inputs: digits_model(tf.reshape(inputs, (-1, 64)))  # noqa: E731
+    clean = models.accuracy(digits_model, x.reshape(-1, 64), y)
+    adv = R.square_attack(model, x, y, 0.2, n_queries=500, seed=0, **CLIP)
+    assert adv.shape == x.shape and adv.dtype == np.float32
+    assert np.abs(adv - x).max() <= 0.2 + 1e-6 and adv.min() >= 0.0 and adv.max() <= 1.0
+    attacked = models.accuracy(digits_model, adv.reshape(-1, 64), y)
+    # PGD-20 leaves <= 0.05 at eps = 0.25 (test above); 500 queries get close at eps = 0.2.
+    assert clean > 0.9 and attacked < 0.15, (clean, attacked)
+    small = R.square_attack(model, x, y, 0.1, n_queries=300, seed=0, **CLIP)
+    assert models.accuracy(digits_model, small.reshape(-1, 64), y) < clean - 0.25
+
+
+def test_square_attack_is_seeded_queries_only_the_outputs_and_stops_on_success(digits, digits_model):
+    x, y = digits.X_test[:100], digits.y_test[:100]
+    calls = []
+
+    def black_box(inputs):  # a NumPy model: no TensorFlow gradient could flow through it
+        calls.append(len(inputs))
+        return tf.constant(np.asarray(digits_model(np.asarray(inputs))))
+
+    a = R.square_attack(black_box, x, y, 0.15, n_queries=50, seed=3, **CLIP)
+    assert len(calls) <= 50 + 1  # one query per round on the whole batch (+1 for check_model)
+    b = R.square_attack(digits_model, x, y, 0.15, n_queries=50, seed=3, **CLIP)
+    c = R.square_attack(digits_model, x, y, 0.15, n_queries=50, seed=4, **CLIP)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(b, c)
+    # An example misclassified at the initial stripes is not changed any more.
+    first = R.square_attack(digits_model, x, y, 0.15, n_queries=1, seed=3, **CLIP)
+    wrong = models.predict(digits_model, first) != y
+    assert wrong.any()
+    np.testing.assert_array_equal(b[wrong], first[wrong])
+    np.testing.assert_array_equal(R.square_attack(digits_model, x, y, 0.0, seed=0, **CLIP), x)
+
+
+def test_square_attack_defeats_gradient_masking_that_fools_pgd(digits, digits_model):
+    # Logits times 50: the same decisions, a saturated cross-entropy (defensive distillation's effect).
+    x, y = digits.X_test[:200], digits.y_test[:200]
+    saturated = lambda inputs: 50.0 * digits_model(inputs)  # noqa: E731
+    pgd_ce = R.robust_accuracy(saturated, x, y, [0.2], losses="ce", nb_iter=20, seed=0, **CLIP)[0]
+    square = R.robust_accuracy(saturated, x, y, [0.2], attack=R.square_attack, n_queries=500, seed=0, **CLIP)[0]
+    assert pgd_ce > 0.3 and square < 0.15, (pgd_ce, square)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"n_queries": 0}, "n_queries"), ({"p_init": 0.0}, "p_init"),
+                                          ({"p_init": 1.5}, "p_init"), ({"loss": "hinge"}, "loss"),
+                                          ({"eps": -1.0}, "eps"), ({"seed": -1}, "rng")])
+def test_square_attack_bad_arguments(digits, digits_model, kwargs, match):
+    args = {"x": digits.X_test[:10], "y": digits.y_test[:10], "eps": 0.1, "n_queries": 5, "seed": 0, **CLIP}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        R.square_attack(digits_model, **args)
+
+
+def test_square_schedule_halves_the_window_on_the_papers_steps():
+    assert R._square_fraction(0.4, 0, 10000) == 0.4
+    assert R._square_fraction(0.4, 11, 10000) == 0.2
+    assert R._square_fraction(0.4, 51, 10000) == 0.1
+    assert R._square_fraction(0.4, 9999, 10000) == pytest.approx(0.4 / 2 ** 9)
+    assert R._square_fraction(0.4, 2, 1000) == 0.2  # rescaled: query 2 of 1000 is 20 of 10000
+    mask = R._square_mask((5, 8, 8, 1), 0.25, np.random.default_rng(0))
+    assert mask.shape == (5, 8, 8, 1) and np.all(mask.sum(axis=(1, 2, 3)) == 16)  # 4 x 4 squares
+    flat = R._square_mask((5, 64), 0.25, np.random.default_rng(0))
+    assert np.all(flat.sum(axis=1) == 16)
+
+
+def test_pgd_loss_curve_records_every_step_and_matches_pgd(digits, digits_model):
+    x, y = digits.X_test[:100], digits.y_test[:100]
+    curve = R.pgd_loss_curve(digits_model, x, y, 0.1, nb_iter=15, seed=2, loss="margin", **CLIP)
+    assert curve.shape == (16, 100)
+    adv = R.pgd(digits_model, x, y, 0.1, nb_iter=15, seed=2, loss="margin", **CLIP)
+    last = np.asarray(R.margin_loss(y, R.logits_fn(digits_model)(tf.constant(adv))))
+    np.testing.assert_allclose(curve[-1], last, rtol=1e-5, atol=1e-5)
+    mean = curve.mean(axis=1)
+    assert mean[-1] > mean[0] + 1.0 and mean[-1] >= mean[-5] - 0.05  # rises, then levels off
+    watched = R.pgd_loss_curve(digits_model, x, y, 0.1, nb_iter=15, seed=2, loss="ce", measure="margin", **CLIP)
+    assert watched.shape == (16, 100) and watched.mean(axis=1)[-1] > watched.mean(axis=1)[0]
+    flat = R.pgd_loss_curve(digits_model, x, y, 0.0, nb_iter=3, **CLIP)
+    assert flat.shape == (4, 100) and np.all(flat == flat[0])
