@@ -36,6 +36,8 @@ __all__ = [
     "probability_function", "lime_explanation", "explain_tabular", "top_features", "jaccard",
     "explanation_stability", "perturbation_samples", "deletion_curve", "random_deletion_curves", "grid_segments",
     "explain_image", "image_weights", "plot_explanation", "RuleClassifier", "fit_ood_detector", "ScaffoldedClassifier",
+    "score_function", "effective_sample_size", "shap_background", "kernel_shap", "integrated_gradients",
+    "ranking_stability", "positive_ranking",
 ]
 
 
@@ -144,7 +146,16 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
 
     Besides ``as_list(label)`` it carries the surrogate's local fidelity ``score`` (weighted
     R²), ``intercept[label]``, ``local_pred`` and ``predict_proba``. The explained label is
-    stored as ``explanation.explained_label``.
+    stored as ``explanation.explained_label``; ``explanation.distances`` and
+    ``explanation.kernel_weights`` hold, for each of the ``num_samples`` samples, the distance
+    to ``x`` LIME measured and the weight its kernel gave (see :func:`effective_sample_size`).
+
+    Where LIME measures distance depends on ``discretize``. Binned (the default), every
+    feature of a sample becomes 1 if it falls in ``x``'s quartile bin and 0 otherwise, and the
+    distance is the Euclidean norm of that 0/1 difference: ``sqrt(number of features in another
+    bin)``, at most ``sqrt(d)``. Continuous (``discretize=False``), it is the Euclidean distance of
+    the standardized values. The same ``kernel_width`` means different neighbourhoods on the two
+    scales.
     """
     from lime.lime_tabular import LimeTabularExplainer
 
@@ -174,9 +185,19 @@ def lime_explanation(model: Any, X_train: np.ndarray, x: np.ndarray, feature_nam
             feature_selection=feature_selection, random_state=np.random.RandomState(seed))
         if explainer.discretizer is not None:
             _readable_bin_names(explainer.discretizer, feature_names)
+        recorded: dict[str, np.ndarray] = {}
+        fit = explainer.base.explain_instance_with_data
+
+        def recording_fit(neighborhood_data, neighborhood_labels, distances, *args, **kwargs):
+            recorded["distances"] = np.asarray(distances, dtype=np.float64).copy()
+            return fit(neighborhood_data, neighborhood_labels, distances, *args, **kwargs)
+
+        explainer.base.explain_instance_with_data = recording_fit
         explanation = explainer.explain_instance(x, predict_fn, labels=(label,), num_features=num_features,
                                                  num_samples=num_samples)
     explanation.explained_label = label
+    explanation.distances = recorded["distances"]
+    explanation.kernel_weights = np.asarray(explainer.base.kernel_fn(recorded["distances"]), dtype=np.float64)
     return explanation
 
 
@@ -315,12 +336,12 @@ def _deletion_inputs(x: np.ndarray, orders: np.ndarray, baseline: np.ndarray) ->
     return rows.reshape(num_orders * (k + 1), -1)
 
 
-def _check_deletion(model, x, baseline):
+def _check_deletion(x, baseline):
     x = validation.finite_array("x", x).reshape(-1)
     baseline = np.zeros_like(x) if baseline is None else validation.finite_array("baseline", baseline).reshape(-1)
     if baseline.shape != x.shape:
         raise ValueError(f"baseline must have {x.shape[0]} values (one per feature), got {baseline.shape[0]}")
-    return x, baseline, probability_function(model)
+    return x, baseline
 
 
 def _check_label(label: int, num_classes: int) -> int:
@@ -330,43 +351,242 @@ def _check_label(label: int, num_classes: int) -> int:
     return label
 
 
+_OUTPUTS = ("probability", "logit")
+
+
+def score_function(model: Any, label: int = 1, output: str = "probability") -> Callable[[np.ndarray], np.ndarray]:
+    """A function ``X -> (n,)``: the model's score for class ``label`` on each row.
+
+    ``output="probability"``: P(``label``). ``output="logit"``: for a Keras model the raw
+    logit of ``label`` (a single-logit model's ``z`` for label 1 and ``-z`` for label 0, the
+    log-odds); for an object with ``predict_proba``, the log-odds ``log(p / (1 - p))`` with
+    ``p`` clipped to ``[1e-12, 1 - 1e-12]``. Logits do not saturate: a model that is 99.99 %
+    sure still changes its logit visibly when evidence is removed, while its probability
+    hardly moves.
+    """
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+    label = validation.positive_int("label", label, minimum=0)
+    if output == "logit" and not hasattr(model, "predict_proba") and callable(model):
+        from helpers.models import logits
+
+        def logit_of_label(X):
+            z = logits(model, X)
+            if z.shape[1] == 1:
+                _check_label(label, 2)
+                return z[:, 0] if label == 1 else -z[:, 0]
+            return z[:, _check_label(label, z.shape[1])]
+        return logit_of_label
+    predict_fn = probability_function(model)
+
+    def score(X):
+        proba = predict_fn(X)
+        p = proba[:, _check_label(label, proba.shape[1])]
+        if output == "probability":
+            return p
+        p = np.clip(p, 1e-12, 1.0 - 1e-12)
+        return np.log(p) - np.log1p(-p)
+    return score
+
+
 def deletion_curve(model: Any, x: np.ndarray, ranking: Sequence[int], baseline: np.ndarray | None = None,
-                   label: int = 1) -> np.ndarray:
-    """Probability of ``label`` as the features in ``ranking`` are removed one by one.
+                   label: int = 1, *, output: str = "probability") -> np.ndarray:
+    """Probability (or logit, see :func:`score_function`) of ``label`` as the features in
+    ``ranking`` are removed one by one.
 
     "Removing" feature ``j`` sets it to ``baseline[j]`` (default 0: the training mean
-    for standardized data). Returns ``len(ranking) + 1`` probabilities: before any
+    for standardized data). Returns ``len(ranking) + 1`` scores: before any
     deletion, after deleting ``ranking[0]``, after ``ranking[:2]``, ... A faithful ranking
     makes the curve fall faster than random rankings (:func:`random_deletion_curves`).
     One batched model call.
     """
-    x, baseline, predict_fn = _check_deletion(model, x, baseline)
+    x, baseline = _check_deletion(x, baseline)
+    score = score_function(model, label, output)
     ranking = np.asarray(list(ranking), dtype=int)
     if ranking.ndim != 1 or len(set(ranking.tolist())) != len(ranking) or \
             (len(ranking) and not (0 <= ranking.min() and ranking.max() < len(x))):
         raise ValueError(f"ranking must be distinct feature indices in [0, {len(x) - 1}], got {ranking.tolist()}")
-    proba = predict_fn(_deletion_inputs(x, ranking[None, :], baseline))
-    label = _check_label(label, proba.shape[1])
-    return proba[:, label]
+    return score(_deletion_inputs(x, ranking[None, :], baseline))
 
 
 def random_deletion_curves(model: Any, x: np.ndarray, num_deleted: int, baseline: np.ndarray | None = None,
-                           label: int = 1, num_orders: int = 20, seed: int | np.random.Generator = 0) -> np.ndarray:
+                           label: int = 1, num_orders: int = 20, seed: int | np.random.Generator = 0, *,
+                           output: str = "probability") -> np.ndarray:
     """Deletion curves of ``num_orders`` random feature orders: shape ``(num_orders, num_deleted + 1)``.
 
     The reference a ranking must beat: average them (``.mean(axis=0)``) and compare with
-    :func:`deletion_curve`. One batched model call.
+    :func:`deletion_curve` (same ``output``). One batched model call.
     """
-    x, baseline, predict_fn = _check_deletion(model, x, baseline)
+    x, baseline = _check_deletion(x, baseline)
+    score = score_function(model, label, output)
     num_deleted = validation.positive_int("num_deleted", num_deleted)
     if num_deleted > len(x):
         raise ValueError(f"num_deleted must be in [1, {len(x)}] (the number of features), got {num_deleted}")
     num_orders = validation.positive_int("num_orders", num_orders)
     rng = validation.rng_from(seed)
     orders = np.stack([rng.permutation(len(x))[:num_deleted] for _ in range(num_orders)])
-    proba = predict_fn(_deletion_inputs(x, orders, baseline))
-    label = _check_label(label, proba.shape[1])
-    return proba[:, label].reshape(num_orders, num_deleted + 1)
+    return score(_deletion_inputs(x, orders, baseline)).reshape(num_orders, num_deleted + 1)
+
+
+def positive_ranking(attributions: Sequence[float], k: int | None = None) -> list[int]:
+    """Indices of the features with a **positive** attribution, largest first (at most ``k``).
+
+    The features a deletion test of the evidence *for* the explained class should remove:
+    deleting a feature that pushes against the class would raise the score and blur the test.
+    """
+    a = validation.finite_array("attributions", attributions, ndim=1)
+    order = [int(j) for j in np.argsort(-a, kind="stable") if a[j] > 0]
+    if k is not None:
+        order = order[:validation.positive_int("k", k)]
+    return order
+
+
+def ranking_stability(attributions: Sequence[Sequence[float]], k: int = 5) -> float:
+    """Mean pairwise top-``k`` Jaccard (by ``|attribution|``) of several attribution vectors.
+
+    The measure :func:`explanation_stability` applies to LIME, for any method's vectors
+    (Kernel SHAP over seeds, say): 1.0 means every vector names the same ``k`` features.
+    Needs >= 2 vectors of equal length >= ``k``.
+    """
+    vectors = [validation.finite_array("attributions", a, ndim=1) for a in attributions]
+    if len(vectors) < 2:
+        raise ValueError(f"attributions must contain at least 2 vectors, got {len(vectors)}")
+    if len({len(v) for v in vectors}) != 1:
+        raise ValueError("attributions must all have the same length")
+    k = validation.positive_int("k", k)
+    if k > len(vectors[0]):
+        raise ValueError(f"k must be in [1, {len(vectors[0])}] (the number of features), got {k}")
+    tops = [set(np.argsort(-np.abs(v), kind="stable")[:k].tolist()) for v in vectors]
+    return float(np.mean([jaccard(a, b) for a, b in itertools.combinations(tops, 2)]))
+
+
+def effective_sample_size(weights: Sequence[float]) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of non-negative weights.
+
+    For LIME's kernel weights (``explanation.kernel_weights``): how many equally weighted
+    samples the weighted fit is worth. Close to the number of samples means the kernel hardly
+    prefers the neighbourhood: the "local" surrogate is nearly a global one.
+    """
+    w = validation.finite_array("weights", weights, ndim=1)
+    if len(w) == 0 or w.min() < 0 or w.sum() <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    return float(w.sum() ** 2 / np.sum(w ** 2))
+
+
+# --- Kernel SHAP and Integrated Gradients -----------------------------------------------------
+
+def _import_shap():
+    """Import shap silently (0.49.1 emits matplotlib PendingDeprecationWarnings on import)."""
+    with _silent():
+        import shap
+    return shap
+
+
+def shap_background(X: np.ndarray, k: int = 10) -> Any:
+    """A background of ``k`` weighted k-means centres of ``X`` (``shap.kmeans``, seed 0).
+
+    Kernel SHAP evaluates the model on ``nsamples x len(background)`` rows, so a small
+    background keeps it fast; each centre is weighted by the rows it stands for, and every
+    value is rounded to one that occurs in its column (category codes stay codes).
+    """
+    shap = _import_shap()
+    X = validation.finite_array("X", X, ndim=2)
+    k = validation.positive_int("k", k)
+    if k > len(X):
+        raise ValueError(f"k must be in [1, {len(X)}] (the number of rows), got {k}")
+    with _silent():
+        return shap.kmeans(X, k)
+
+
+@contextlib.contextmanager
+def _global_numpy_seed(seed: int):
+    """Seed numpy's global generator (Kernel SHAP draws from it) and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def kernel_shap(f: Callable[[np.ndarray], np.ndarray], background: Any, x: np.ndarray, nsamples: int = 1000,
+                seed: int = 0, *, l1_reg: Any = False) -> tuple[np.ndarray, float]:
+    """Kernel SHAP values of the scalar function ``f`` at one row ``x``.
+
+    ``f`` maps ``(n, d)`` rows to ``(n,)`` scores (e.g. :func:`score_function` with
+    ``output="logit"``); ``background`` is an ``(m, d)`` array or :func:`shap_background`.
+    ``nsamples`` coalitions are evaluated (capped by shap at ``2**d - 2``), drawn from numpy's
+    global generator seeded with ``seed`` (its state is restored afterwards), so the same
+    seed gives the same values. ``l1_reg=False`` (default here, unlike shap's
+    ``"num_features(10)"``) estimates every feature instead of keeping 10. Silent.
+
+    Returns ``(phi, base_value)``: ``phi`` has one value per feature and
+    ``base_value + phi.sum() == f(x)`` (SHAP's efficiency), where ``base_value`` is ``f``'s
+    (weighted) mean over the background.
+    """
+    import logging
+
+    shap = _import_shap()
+    x = validation.finite_array("x", x).reshape(1, -1)
+    nsamples = validation.positive_int("nsamples", nsamples, minimum=2)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    if not callable(f):
+        raise ValueError(f"f must be a function from rows to scores, got {type(f).__name__}")
+
+    def scores(rows):
+        out = np.asarray(f(np.asarray(rows, dtype=np.float64)), dtype=np.float64)
+        if out.shape != (len(rows),):
+            raise ValueError(f"f must return one score per row, shape ({len(rows)},), got {out.shape}")
+        return out
+
+    logger = logging.getLogger("shap")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with _silent(), _global_numpy_seed(seed):
+            explainer = shap.KernelExplainer(scores, background)
+            if explainer.data.data.shape[1] != x.shape[1]:
+                raise ValueError(f"background must have {x.shape[1]} columns (the width of x), "
+                                 f"got {explainer.data.data.shape[1]}")
+            phi = explainer.shap_values(x, nsamples=nsamples, l1_reg=l1_reg, silent=True)
+    finally:
+        logger.setLevel(level)
+    return np.asarray(phi, dtype=np.float64).reshape(-1), float(np.squeeze(explainer.expected_value))
+
+
+def integrated_gradients(model: Any, x: np.ndarray, baseline: np.ndarray | None = None, steps: int = 64,
+                         label: int = 1) -> np.ndarray:
+    """Integrated Gradients (Sundararajan, Taly & Yan, 2017) of a Keras logit model at ``x``.
+
+    Attribution of feature ``j``: ``(x_j - baseline_j)`` times the average gradient of the
+    logit of ``label`` (see :func:`score_function`: ``z`` or ``-z`` for a single-logit model)
+    along the straight path from ``baseline`` (default all zeros: the training mean of
+    standardized data) to ``x``, by the trapezoidal rule on ``steps`` intervals. Completeness:
+    the attributions sum to ``f(x) - f(baseline)``, up to the quadrature error, which falls as
+    ``steps`` grows (exact for a model that is linear along the path). ``x`` may be a row or an
+    image; the result has its shape. One batched gradient call.
+    """
+    import tensorflow as tf
+
+    x = validation.finite_array("x", x)
+    baseline = np.zeros_like(x) if baseline is None else validation.finite_array("baseline", baseline)
+    if baseline.shape != x.shape:
+        raise ValueError(f"baseline must have the shape of x {x.shape}, got {baseline.shape}")
+    steps = validation.positive_int("steps", steps)
+    label = validation.positive_int("label", label, minimum=0)
+    alphas = np.linspace(0.0, 1.0, steps + 1).reshape((-1,) + (1,) * x.ndim)
+    path = tf.constant(baseline[None] + alphas * (x - baseline)[None], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(path)
+        z = model(path, training=False)
+        if z.shape[-1] == 1:
+            _check_label(label, 2)
+            out = z[:, 0] if label == 1 else -z[:, 0]
+        else:
+            out = z[:, _check_label(label, int(z.shape[-1]))]
+    grads = tape.gradient(out, path).numpy().astype(np.float64)
+    average = ((grads[:-1] + grads[1:]) / 2.0).mean(axis=0)
+    return (x - baseline) * average
 
 
 # --- images -------------------------------------------------------------------------------

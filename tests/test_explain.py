@@ -353,3 +353,199 @@ def test_categorical_code_of_x_must_be_integer(diabetes):
     with pytest.raises(ValueError, match="column 1 \\(sex\\) of x must hold integer"):
         explain.explain_tabular(explain.RuleClassifier(sex, 1.5), train, row, names, ["low", "high"],
                                 num_samples=50, categorical_features=[sex])
+
+
+# --- logits, positive rankings, stability of any attribution, LIME's kernel weights -----------
+
+def test_score_function_logit_and_probability(toy, binary_model, multi_model):
+    X, _ = toy
+    z = binary_model(X[:20]).numpy()[:, 0].astype(np.float64)
+    assert np.allclose(explain.score_function(binary_model, 1, "logit")(X[:20]), z, atol=1e-6)
+    assert np.allclose(explain.score_function(binary_model, 0, "logit")(X[:20]), -z, atol=1e-6)
+    p = explain.score_function(binary_model, 1, "probability")(X[:20])
+    assert np.allclose(p, 1 / (1 + np.exp(-z)), atol=1e-6)
+    zm = multi_model(X[:20]).numpy().astype(np.float64)
+    assert np.allclose(explain.score_function(multi_model, 2, "logit")(X[:20]), zm[:, 2], atol=1e-6)
+    rule = explain.RuleClassifier(KEY, 0.0)  # predict_proba in {0, 1}: log-odds clipped at 1e-12
+    odds = explain.score_function(rule, 1, "logit")(X[:20])
+    assert np.allclose(np.abs(odds), np.log(1 - 1e-12) - np.log(1e-12))
+    with pytest.raises(ValueError, match="output must be one of"):
+        explain.score_function(binary_model, 1, "log")
+    with pytest.raises(ValueError, match="label must be in \\[0, 1\\]"):
+        explain.score_function(binary_model, 2, "logit")(X[:2])
+
+
+def test_deletion_curve_in_logits_does_not_saturate(toy):
+    """A model sure at P = 1 - 1e-13: probabilities tie, logits still show the deleted evidence."""
+    X, _ = toy
+    model = linear_model(1, weight=10.0)
+    x = X[0].copy()
+    x[KEY] = 3.0  # logit 30
+    proba = explain.deletion_curve(model, x, [KEY], label=1)
+    logit = explain.deletion_curve(model, x, [KEY], label=1, output="logit")
+    assert proba[0] - proba[1] == pytest.approx(0.5, abs=1e-6)  # deleting the key feature: P 1 -> 0.5
+    other = [j for j in range(NUM_FEATURES) if j != KEY][:1]
+    assert abs(np.diff(explain.deletion_curve(model, x, other, label=1))[0]) < 1e-9
+    assert logit[0] == pytest.approx(30.0, rel=1e-5) and logit[1] == pytest.approx(0.0, abs=1e-5)
+    randoms = explain.random_deletion_curves(model, x, 2, num_orders=5, seed=0, output="logit")
+    assert randoms.shape == (5, 3) and np.allclose(randoms[:, 0], 30.0, rtol=1e-5)
+    # the default is unchanged: probabilities
+    assert np.allclose(explain.random_deletion_curves(model, x, 2, num_orders=5, seed=0),
+                       1 / (1 + np.exp(-randoms)), atol=1e-6)
+
+
+def test_positive_ranking():
+    assert explain.positive_ranking([0.1, -2.0, 0.5, 0.0, 0.3]) == [2, 4, 0]
+    assert explain.positive_ranking([0.1, -2.0, 0.5, 0.0, 0.3], k=2) == [2, 4]
+    assert explain.positive_ranking([-1.0, 0.0]) == []
+    with pytest.raises(ValueError, match="k must be"):
+        explain.positive_ranking([1.0], k=0)
+
+
+def test_ranking_stability():
+    a, b, c = [3.0, -2.0, 1.0, 0.0], [-3.0, 2.0, 0.1, 1.0], [0.0, 0.1, 2.0, 3.0]
+    assert explain.ranking_stability([a, a, a], k=2) == 1.0
+    assert explain.ranking_stability([a, b], k=2) == 1.0  # by |value|: {0, 1} both times
+    assert explain.ranking_stability([a, c], k=2) == 0.0  # {0, 1} vs {3, 2}: none shared
+    assert explain.ranking_stability([a, b, c], k=2) == pytest.approx((1 + 0 + 0) / 3)
+    with pytest.raises(ValueError, match="at least 2"):
+        explain.ranking_stability([a], k=2)
+    with pytest.raises(ValueError, match="k must be in \\[1, 4\\]"):
+        explain.ranking_stability([a, b], k=5)
+    with pytest.raises(ValueError, match="same length"):
+        explain.ranking_stability([a, a[:3]], k=2)
+
+
+def test_effective_sample_size():
+    assert explain.effective_sample_size(np.ones(50)) == pytest.approx(50.0)
+    assert explain.effective_sample_size([1.0, 0.0, 0.0, 0.0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="weights must be non-negative"):
+        explain.effective_sample_size([-1.0, 2.0])
+
+
+def test_lime_records_its_distances_and_kernel_weights(toy, binary_model):
+    X, names = toy
+    width = 1.5
+    exp = explain.lime_explanation(binary_model, X, X[0], names, ["neg", "pos"], num_samples=400,
+                                   kernel_width=width)
+    assert exp.distances.shape == exp.kernel_weights.shape == (400,)
+    assert exp.distances[0] == 0.0 and exp.kernel_weights[0] == 1.0
+    assert np.allclose(exp.kernel_weights, np.sqrt(np.exp(-exp.distances ** 2 / width ** 2)))
+    # binned (default): the distance is sqrt(number of features outside x's quartile bin)
+    squared = exp.distances ** 2
+    assert np.allclose(squared, np.round(squared)) and squared.max() <= NUM_FEATURES
+    # about 3 of 4 features leave x's bin, so at the default width the kernel hardly prefers anything
+    default = explain.lime_explanation(binary_model, X, X[0], names, ["neg", "pos"], num_samples=400)
+    assert explain.effective_sample_size(default.kernel_weights) > 0.9 * 400
+    continuous = explain.lime_explanation(binary_model, X, X[0], names, ["neg", "pos"], num_samples=400,
+                                          discretize=False)
+    assert not np.allclose(continuous.distances ** 2, np.round(continuous.distances ** 2))
+
+
+# --- Kernel SHAP -----------------------------------------------------------------------------
+
+def test_kernel_shap_is_exact_for_a_linear_function_and_efficient():
+    """With 6 features all 62 coalitions are enumerated: Kernel SHAP is exact, and for a linear f
+    with a background of mean m, phi_j = w_j (x_j - m_j)."""
+    rng = np.random.default_rng(1)
+    background, x, w = rng.normal(size=(20, 6)), rng.normal(size=6), rng.normal(size=6)
+    phi, base = explain.kernel_shap(lambda rows: rows @ w, background, x, nsamples=1000)
+    assert np.allclose(phi, w * (x - background.mean(axis=0)), atol=1e-8)
+    assert base == pytest.approx(float(background.mean(axis=0) @ w))
+    assert base + phi.sum() == pytest.approx(float(x @ w), abs=1e-9)
+
+
+def test_kernel_shap_seeded_silent_and_leaves_numpy_alone(capfd):
+    rng = np.random.default_rng(2)
+    background, x = rng.normal(size=(10, 14)), rng.normal(size=14)
+
+    def f(rows):
+        return np.tanh(rows[:, 0] * rows[:, 1]) + rows[:, 2:].sum(axis=1) ** 2 / 10
+
+    np.random.seed(123)
+    expected_next = np.random.rand()
+    np.random.seed(123)
+    first, base = explain.kernel_shap(f, explain.shap_background(background, 5), x, nsamples=60, seed=4)
+    assert np.random.rand() == expected_next  # the global generator is restored
+    again, _ = explain.kernel_shap(f, explain.shap_background(background, 5), x, nsamples=60, seed=4)
+    other, _ = explain.kernel_shap(f, explain.shap_background(background, 5), x, nsamples=60, seed=5)
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+    assert base + first.sum() == pytest.approx(float(f(x[None])[0]), abs=1e-9)  # efficiency, any seed
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_kernel_shap_validation():
+    background = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="background must have 3 columns"):
+        explain.kernel_shap(lambda r: r.sum(axis=1), np.zeros((5, 4)), np.ones(3))
+    with pytest.raises(ValueError, match="one score per row"):
+        explain.kernel_shap(lambda r: np.column_stack([r.sum(axis=1)] * 2), background, np.ones(3))
+    with pytest.raises(ValueError, match="f must be a function"):
+        explain.kernel_shap(3.0, background, np.ones(3))
+    with pytest.raises(ValueError, match="k must be in \\[1, 5\\]"):
+        explain.shap_background(background, 6)
+
+
+# --- Integrated Gradients ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def relu_model():
+    from helpers.models import mlp
+
+    return mlp(NUM_FEATURES, 1, hidden=(32, 16), seed=3)
+
+
+def completeness_gap(model, x, baseline, steps, label=1):
+    score = explain.score_function(model, label, "logit")
+    attributions = explain.integrated_gradients(model, x, baseline, steps=steps, label=label)
+    change = score(x[None])[0] - score(baseline[None])[0]
+    return abs(attributions.sum() - change), np.abs(attributions).sum()
+
+
+def test_integrated_gradients_completeness(toy, relu_model):
+    """Attributions sum to f(x) - f(baseline). A ReLU network is piecewise linear along the path,
+    so the trapezoidal rule errs only on the pieces where a unit switches. Tolerance: 1 % of the
+    attributions' total size sum |a_j| (f(x) - f(baseline) itself can be near 0 by cancellation);
+    with 256 steps the 20 rows below stay under 0.2 %, with 2 steps they reach 37 %."""
+    X, _ = toy
+    rng = np.random.default_rng(7)  # not toy's seed: a baseline on the ray through x would make the
+    gaps = []                       # bias-free ReLU network linear along the path
+    for row in X[:20]:
+        baseline = rng.normal(size=NUM_FEATURES).astype(np.float32)
+        gap, size = completeness_gap(relu_model, row * 2, baseline, steps=256)
+        assert gap <= 0.01 * size, (gap, size)
+        coarse, _ = completeness_gap(relu_model, row * 2, baseline, steps=2)
+        gaps.append((coarse, gap))
+    coarse, fine = np.array(gaps).T
+    assert fine.mean() < coarse.mean() / 5  # more steps, smaller error
+
+
+def test_integrated_gradients_linear_exact_and_labels(toy, binary_model, multi_model):
+    X, _ = toy
+    x = X[3]
+    ig = explain.integrated_gradients(binary_model, x, steps=1)  # linear: one step is exact
+    expected = np.zeros(NUM_FEATURES)
+    expected[KEY] = 3.0 * x[KEY]
+    assert np.allclose(ig, expected, atol=1e-5)
+    assert np.allclose(explain.integrated_gradients(binary_model, x, steps=1, label=0), -expected, atol=1e-5)
+    for label in range(3):
+        gap, _ = completeness_gap(multi_model, x, np.zeros(NUM_FEATURES, dtype=np.float32), 1, label)
+        assert gap < 1e-5
+
+
+def test_integrated_gradients_images_and_validation(binary_model):
+    from helpers.models import mlp
+
+    image_model = mlp((8, 8, 1), 10, hidden=(8,), seed=0)
+    image = np.random.default_rng(0).uniform(size=(8, 8, 1)).astype(np.float32)
+    ig = explain.integrated_gradients(image_model, image, steps=128, label=4)
+    assert ig.shape == image.shape
+    gap, size = completeness_gap(image_model, image, np.zeros_like(image), 128, label=4)
+    assert gap <= 0.01 * size
+    with pytest.raises(ValueError, match="baseline must have the shape"):
+        explain.integrated_gradients(binary_model, np.zeros(NUM_FEATURES), baseline=np.zeros(3))
+    with pytest.raises(ValueError, match="steps must be"):
+        explain.integrated_gradients(binary_model, np.zeros(NUM_FEATURES), steps=0)
+    with pytest.raises(ValueError, match="label must be in \\[0, 1\\]"):
+        explain.integrated_gradients(binary_model, np.zeros(NUM_FEATURES), label=3)
