@@ -184,7 +184,8 @@ VERDICTS = ("not robust", "robust", "masked")
 _MASKING_TRUTH = {
     "A": ("not robust", "PGD drives it to about 0 and beats FGSM: honest gradients, no defence"),
     "B": ("robust", "PGD beats FGSM, accuracy falls to 0 at a huge eps, and the transfer attack is weaker "
-                    "than white-box PGD: the attack works, the model resists it at eps 0.1"),
+                    "than white-box PGD: no sign of masking, so the model resists these attacks at eps 0.1 "
+                    "(evidence, not proof: a stronger attack could still lower it)"),
     "C": ("masked", "FGSM (one step) beats PGD (40 steps) and accuracy stays high at eps 0.5: "
                     "the iterative attack is being misled, not the model defended"),
     "D": ("masked", "accuracy barely moves even at eps 0.5 (where any image can be turned into another), "
@@ -197,7 +198,8 @@ _MASKING_TRUTH = {
     "adversarial.gradient_masking", "spot gradient masking in a table of robust accuracies",
     hint="Three checks: an iterative attack must do at least as well as a single step (PGD <= FGSM); "
          "accuracy must fall to about 0 when eps is huge; a black-box transfer attack must not beat the "
-         "white-box attack. A model failing any of them has masked gradients.",
+         "white-box attack. A model failing any of them shows evidence of masked gradients; passing all of "
+         "them is evidence against masking, not a proof of robustness.",
     reference={letter: verdict for letter, (verdict, _) in _MASKING_TRUTH.items()},
     wrong_answers=[({"A": "not robust", "B": "robust", "C": "robust", "D": "robust"}, "FGSM (one step) beats"),
                    ({"A": "masked", "B": "robust", "C": "masked", "D": "masked"}, "honest gradients"),
@@ -267,3 +269,67 @@ def _check_clinical_units(answer: Any):
                                  f"units you multiply by it: expected {truth:.3f} {unit}")
         else:
             yield Finding(False, f"{feature}: expected {truth:.3f} {unit}, got {got:.4g}")
+
+
+# --------------------------------------------------------------------------- randomized smoothing
+
+
+def _certified_radius_reference(count, n, sigma, alpha):
+    from scipy.stats import beta, norm
+
+    p_lower = beta.ppf(alpha, count, n - count + 1) if count > 0 else 0.0  # one-sided Clopper-Pearson
+    return sigma * norm.ppf(p_lower) if p_lower > 0.5 else 0.0  # abstain: no certificate
+
+
+def _radius_plug_in(count, n, sigma, alpha):
+    from scipy.stats import norm
+
+    p = count / n
+    return sigma * norm.ppf(min(p, 1 - 1e-12)) if p > 0.5 else 0.0
+
+
+def _radius_two_sided(count, n, sigma, alpha):
+    return _certified_radius_reference(count, n, sigma, alpha / 2)
+
+
+def _radius_no_abstain(count, n, sigma, alpha):
+    from scipy.stats import beta, norm
+
+    return sigma * norm.ppf(beta.ppf(alpha, max(count, 1), n - count + 1))
+
+
+_RADIUS_CASES = ((990, 1000, 0.25, 0.001), (1000, 1000, 0.25, 0.001), (700, 1000, 0.5, 0.001),
+                 (540, 1000, 0.25, 0.001), (300, 1000, 0.25, 0.001), (95, 100, 1.0, 0.01))
+
+
+@exercise(
+    "adversarial.certified_radius", "the certified L2 radius of randomized smoothing (Cohen et al., 2019)",
+    hint="Bound p_A from below with the one-sided Clopper-Pearson bound at level 1 - alpha, "
+         "scipy.stats.beta.ppf(alpha, count, n - count + 1); if that bound is not above 1/2, abstain "
+         "(return 0); otherwise the radius is sigma * scipy.stats.norm.ppf(bound).",
+    reference=_certified_radius_reference,
+    wrong_answers=[(_radius_plug_in, "lower confidence bound"), (_radius_two_sided, "one-sided"),
+                   (_radius_no_abstain, "abstain")],
+)
+def _check_certified_radius(answer: Any):
+    if not callable(answer):
+        yield Finding(False, "answer must be a function certified_radius(count, n, sigma, alpha)")
+        return
+    for count, n, sigma, alpha in _RADIUS_CASES:
+        truth = _certified_radius_reference(count, n, sigma, alpha)
+        got = float(answer(count, n, sigma, alpha))
+        case = f"count={count} of n={n}, sigma={sigma}, alpha={alpha}"
+        if abs(got - truth) <= 1e-6 * max(1.0, abs(truth)):
+            yield Finding(True, f"{case}: radius {truth:.4f}" + (" (abstain)" if truth == 0 else ""))
+        elif truth == 0 and got != 0:
+            yield Finding(False, f"{case}: the lower bound on p_A is not above 1/2, so the smoothed classifier "
+                                 f"must abstain (return 0); you returned {got:.4f}")
+        elif abs(got - _radius_plug_in(count, n, sigma, alpha)) <= 1e-6 * max(1.0, abs(got)):
+            yield Finding(False, f"{case}: you used the estimate count / n itself ({got:.4f}); the certificate "
+                                 f"needs a lower confidence bound on p_A, or it fails whenever the estimate is "
+                                 f"high by chance: expected {truth:.4f}")
+        elif abs(got - _radius_two_sided(count, n, sigma, alpha)) <= 1e-6 * max(1.0, abs(got)):
+            yield Finding(False, f"{case}: you split alpha between two tails ({got:.4f}); only the lower end "
+                                 f"matters, so the bound is one-sided at level 1 - alpha: expected {truth:.4f}")
+        else:
+            yield Finding(False, f"{case}: expected {truth:.4f}, got {got:.4f}")
