@@ -37,7 +37,7 @@ __all__ = [
     "explanation_stability", "perturbation_samples", "deletion_curve", "random_deletion_curves", "grid_segments",
     "explain_image", "image_weights", "plot_explanation", "RuleClassifier", "fit_ood_detector", "ScaffoldedClassifier",
     "score_function", "effective_sample_size", "shap_background", "kernel_shap", "integrated_gradients",
-    "ranking_stability", "positive_ranking",
+    "ranking_stability", "positive_ranking", "lime_like_samples", "coalition_samples",
 ]
 
 
@@ -709,13 +709,44 @@ def lime_like_samples(X: np.ndarray, num_copies: int = 2, seed: int | np.random.
     return np.concatenate(copies)
 
 
-def fit_ood_detector(X: np.ndarray, num_copies: int = 2, seed: int = 0):
-    """A random forest that tells real rows (class 1) from LIME-like samples (class 0)."""
+def coalition_samples(X: np.ndarray, background: np.ndarray, num_copies: int = 2,
+                      seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Rows like those Kernel SHAP asks about: each row of ``X`` with a random subset of its
+    columns replaced by the values of a random ``background`` row.
+
+    Per row, a share ``u ~ Uniform(0, 1)`` is drawn and each column is replaced with
+    probability ``u``, so coalitions of every size occur. Unlike :func:`lime_like_samples`,
+    most columns of a sample still come from one real row, so many samples look real.
+    """
+    X = validation.finite_array("X", X, ndim=2)
+    background = validation.finite_array("background", getattr(background, "data", background), ndim=2)
+    if background.shape[1] != X.shape[1]:
+        raise ValueError(f"background must have {X.shape[1]} columns (the width of X), got {background.shape[1]}")
+    num_copies = validation.positive_int("num_copies", num_copies)
+    rng = validation.rng_from(seed)
+    copies = []
+    for _ in range(num_copies):
+        rows = X.copy()
+        mask = rng.random(X.shape) < rng.random((len(X), 1))
+        donors = background[rng.integers(len(background), size=len(X))]
+        rows[mask] = donors[mask]
+        copies.append(rows)
+    return np.concatenate(copies)
+
+
+def fit_ood_detector(X: np.ndarray, num_copies: int = 2, seed: int = 0, *, background: Any = None):
+    """A random forest that tells real rows (class 1) from LIME-like samples (class 0).
+
+    With ``background`` (an array or :func:`shap_background`) the fakes also include
+    :func:`coalition_samples`: a detector aimed at Kernel SHAP as well (Slack et al.'s SHAP attack).
+    """
     from sklearn.ensemble import RandomForestClassifier
 
     X = validation.finite_array("X", X, ndim=2)
     seed = validation.positive_int("seed", seed, minimum=0)
     fake = lime_like_samples(X, num_copies, seed)
+    if background is not None:
+        fake = np.concatenate([fake, coalition_samples(X, background, num_copies, seed)])
     data = np.concatenate([X, fake])
     target = np.concatenate([np.ones(len(X)), np.zeros(len(fake))])
     detector = RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)

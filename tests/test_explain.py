@@ -549,3 +549,40 @@ def test_integrated_gradients_images_and_validation(binary_model):
         explain.integrated_gradients(binary_model, np.zeros(NUM_FEATURES), steps=0)
     with pytest.raises(ValueError, match="label must be in \\[0, 1\\]"):
         explain.integrated_gradients(binary_model, np.zeros(NUM_FEATURES), label=3)
+
+
+# --- fooling SHAP --------------------------------------------------------------------------------
+
+def test_coalition_samples_mix_a_row_with_background_rows():
+    rng = np.random.default_rng(0)
+    X, background = rng.normal(size=(200, 5)), rng.normal(size=(4, 5)) + 10.0
+    fake = explain.coalition_samples(X, background, num_copies=3, seed=1)
+    assert fake.shape == (600, 5)
+    from_background = fake > 5.0  # every replaced value comes from the shifted background
+    assert np.array_equal(fake[~from_background], np.tile(X, (3, 1))[~from_background])
+    assert 0.4 < from_background.mean() < 0.6  # share ~ Uniform(0, 1): half on average
+    assert np.array_equal(fake, explain.coalition_samples(X, background, num_copies=3, seed=1))
+    with pytest.raises(ValueError, match="background must have 5 columns"):
+        explain.coalition_samples(X, background[:, :3])
+
+
+def test_kernel_shap_sees_through_a_lime_scaffold_but_not_an_adapted_one(diabetes):
+    """Slack et al.: a detector trained on LIME's samples does not hide sex from Kernel SHAP (its
+    coalitions keep most of a real row); one trained on coalitions as well does, at a price: it
+    judges fewer real patients real."""
+    train, test, names, sex = diabetes
+    bmi = names.index("bmi")
+    biased = explain.RuleClassifier(sex, 1.5)
+    innocuous = explain.RuleClassifier(bmi, float(np.median(train[:, bmi])))
+    background = explain.shap_background(train, 10)
+    ranks = {}
+    for name, kwargs in [("lime", {}), ("shap", dict(background=background))]:
+        scaffold = explain.ScaffoldedClassifier(biased, innocuous, explain.fit_ood_detector(train, seed=0, **kwargs),
+                                                threshold=0.3)
+        f = explain.score_function(scaffold, 1)
+        phis = [explain.kernel_shap(f, background, row, nsamples=100, seed=s)[0] for s, row in enumerate(test[:8])]
+        ranks[name] = [int(np.argsort(-np.abs(phi), kind="stable").tolist().index(sex)) + 1 for phi in phis]
+        ranks[name + " real"] = scaffold.looks_real(test).mean()
+    assert sum(r == 1 for r in ranks["lime"]) >= 6, ranks
+    assert sum(r == 1 for r in ranks["shap"]) <= 2, ranks
+    assert ranks["shap real"] < ranks["lime real"] - 0.2

@@ -253,3 +253,76 @@ def _check_grid(answer: Any):
         yield Finding(ok, f"patch={patch}: {expected} segments, each a {patch}x{patch} square" if ok else
                       f"patch={patch}: expected {expected} segments that are each a {patch}x{patch} square, got "
                       f"{len(labels)} segments" + ("" if squares else " that are not squares"))
+
+
+# --- 5. Integrated Gradients by hand ----------------------------------------------------------
+
+def integrated_gradients(grad, x, baseline, steps):
+    alphas = np.linspace(0.0, 1.0, steps + 1)
+    g = np.array([grad(baseline + a * (x - baseline)) for a in alphas])
+    return (x - baseline) * ((g[:-1] + g[1:]) / 2).mean(axis=0)
+
+
+def _gradient_times_input(grad, x, baseline, steps):
+    return grad(x) * x
+
+
+def _average_gradient_only(grad, x, baseline, steps):
+    alphas = np.linspace(0.0, 1.0, steps + 1)
+    return np.array([grad(baseline + a * (x - baseline)) for a in alphas]).mean(axis=0)
+
+
+def _ignores_baseline(grad, x, baseline, steps):
+    alphas = np.linspace(0.0, 1.0, steps + 1)
+    return x * np.array([grad(baseline + a * (x - baseline)) for a in alphas]).mean(axis=0)
+
+
+def _ig_function(v):
+    return float(np.sum(np.sin(v)) + v[0] * v[1] + np.maximum(v[2], 0.0) ** 2)
+
+
+def _ig_gradient(v):
+    g = np.cos(v)
+    g[0] += v[1]
+    g[1] += v[0]
+    g[2] += 2.0 * max(v[2], 0.0)
+    return g
+
+
+@exercise(
+    "explain.integrated_gradients", "Integrated Gradients from a gradient function",
+    hint="Walk the straight path baseline + a * (x - baseline) for a = 0, 1/steps, ..., 1; average the "
+         "gradients along it (the trapezoidal rule averages neighbours); multiply feature by feature by "
+         "(x - baseline). The attributions must then add up to f(x) - f(baseline).",
+    reference=integrated_gradients,
+    wrong_answers=[(_gradient_times_input, "gradient x input"), (_average_gradient_only, "x - baseline"),
+                   (_ignores_baseline, "baseline")],
+)
+def _check_integrated_gradients(answer: Any):
+    if not callable(answer):
+        yield Finding(False, "answer must be a function integrated_gradients(grad, x, baseline, steps)")
+        return
+    rng = np.random.default_rng(0)
+    for name, baseline in (("zero baseline", np.zeros(4)), ("non-zero baseline", rng.normal(size=4))):
+        x = rng.normal(size=4) * 2
+        got = np.asarray(answer(_ig_gradient, x.copy(), baseline.copy(), 200), dtype=np.float64).reshape(-1)
+        if got.shape != x.shape:
+            yield Finding(False, f"{name}: one attribution per feature, shape {x.shape}, got {got.shape}")
+            return
+        change = _ig_function(x) - _ig_function(baseline)
+        gap = abs(got.sum() - change)
+        ok = gap <= 0.01 * max(np.abs(got).sum(), 1e-9)
+        if ok:
+            yield Finding(True, f"{name}: attributions sum to f(x) - f(baseline) = {change:.3f} (completeness)")
+            continue
+        if np.allclose(got, _gradient_times_input(_ig_gradient, x, baseline, 200)):
+            why = ("this is gradient x input, the gradient at x alone: it ignores how the gradient changes "
+                   "along the path, so it is not complete")
+        elif np.allclose(got, _average_gradient_only(_ig_gradient, x, baseline, 200)):
+            why = "you returned the average gradient: multiply it by (x - baseline), feature by feature"
+        elif np.allclose(got, _ignores_baseline(_ig_gradient, x, baseline, 200)):
+            why = "you multiplied by x instead of (x - baseline): the baseline must be subtracted"
+        else:
+            why = "check the path, the average and the factor (x - baseline)"
+        yield Finding(False, f"{name}: the attributions sum to {got.sum():.3f}, but f(x) - f(baseline) = "
+                             f"{change:.3f}; {why}")
