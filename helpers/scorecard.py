@@ -99,7 +99,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model", "model", "s"), ("accuracy", "acc", ".3f"), ("auc", "AUC", ".3f"),
     ("sensitivity", "sens", ".3f"), ("specificity", "spec", ".3f"), ("epsilon", "ε", "eps"),
     ("mia_auc", "MIA AUC", ".3f"), ("empirical_epsilon", "emp. ε≥", ".2f"),
-    ("robust_accuracy", "robust acc", ".3f"), ("explanation_stability", "LIME stab.", ".2f"),
+    ("robust_accuracy", "robust acc", ".3f"), ("robust_sensitivity", "robust sens", ".3f"),
+    ("explanation_stability", "LIME stab.", ".2f"),
     ("train_seconds", "train time", "time"),
 )
 

@@ -318,3 +318,22 @@ def test_plot_tradeoffs_draws_every_model():
     assert labels == ["baseline", "DP", "DP+adv"]
     assert ax[0].get_xticklabels()[-1].get_text() == "∞"
     plt.close("all")
+
+
+def test_readme_audit_snippet_runs_as_written():
+    """Issue 14, item 7: the README's "Audit your own model" block, executed as written."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Audit your own model", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md (Audit your own model)", "exec"), namespace)
+    row, card, split = namespace["row"], namespace["card"], namespace["split"]
+    assert set(row) == set(scorecard.COLUMNS) and row["evaluated_on"] == "test"
+    assert row["n_members"] == min(len(namespace["X_fit"]), len(split.X_test))
+    assert "## Model card: my model" in card
+    # and the misuse the README warns about raises instead of auditing silently
+    with pytest.raises(ValueError, match="X_val must not be in data.X_train"):
+        scorecard.audit(namespace["model"], split, X_val=namespace["X_val"], y_val=namespace["y_val"])
