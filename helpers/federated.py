@@ -179,11 +179,14 @@ class DPSGDTrainer:
     """Local Poisson DP-SGD (the course's algorithm, :func:`helpers.dp_training.dp_sgd_fit`)
     in every hospital, for :func:`run_fedavg`.
 
-    Client ``k`` keeps its own model and traced private step. Each round it runs
-    ``num_steps(n_k, batch_size, epochs)`` steps: Poisson samples with rate
-    ``batch_size / n_k``, per-patient clipping to ``l2_norm_clip``, Gaussian noise
-    ``noise_multiplier * l2_norm_clip`` on each step's sum. ``steps[k]`` counts the steps
-    client ``k`` has run, which is what :func:`dp_fedavg_epsilons` accounts for.
+    Each round client ``k`` runs ``num_steps(n_k, batch_size, epochs)`` steps from the global
+    weights: Poisson samples with rate ``batch_size / n_k``, per-patient clipping to
+    ``l2_norm_clip``, Gaussian noise ``noise_multiplier * l2_norm_clip`` on each step's sum,
+    division by the expected batch size. ``steps[k]`` counts the steps client ``k`` has run,
+    which is what :func:`dp_fedavg_epsilons` accounts for. One traced step serves every client
+    (batches padded with zero-weight rows to the largest client); client ``k``'s noise comes
+    from the stateless generator keyed by ``(seed, k * 10^6 + its step)``, so clients' noises
+    are independent, and its masks from ``numpy.random.default_rng([seed, k])``.
     """
 
     def __init__(self, model_fn: Callable[[], Any], clients: Sequence[tuple[np.ndarray, np.ndarray]], *,
@@ -200,23 +203,23 @@ class DPSGDTrainer:
         self.noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
         self.l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)
         seed = validation.positive_int("seed", seed, minimum=0)
-        self.models = [model_fn() for _ in self.data]
-        self.trainers = [dp_training._FastClippingDPSGD(m, self.noise_multiplier, self.l2_norm_clip,
-                                                        self.batch_size, learning_rate, seed + 1000 * k)
-                         for k, m in enumerate(self.models)]
+        self.model = model_fn()
+        self.trainer = dp_training._FastClippingDPSGD(self.model, self.noise_multiplier, self.l2_norm_clip,
+                                                      self.batch_size, learning_rate, seed)
         self.rngs = [np.random.default_rng([seed, k]) for k in range(len(self.data))]
         self.steps = [0] * len(self.data)
-        self._labels = [dp_training._labels(y, int(m.output_shape[-1])) for (_, y), m in zip(self.data, self.models)]
+        self.pad = max(len(y) for _, y in self.data)
+        self._labels = [dp_training._labels(y, int(self.model.output_shape[-1])) for _, y in self.data]
 
     def __call__(self, weights: Weights, k: int, r: int) -> Weights:
         from helpers import dp_training
 
         X, _ = self.data[k]
-        self.models[k].set_weights(weights)
+        self.model.set_weights(weights)
         masks = dp_training.poisson_masks(len(X), self.batch_size, self.epochs, self.rngs[k])
-        self.trainers[k].run(X, self._labels[k], masks, len(X), first_step=self.steps[k])
+        self.trainer.run(X, self._labels[k], masks, self.pad, first_step=k * 10 ** 6 + self.steps[k])
         self.steps[k] += len(masks)
-        return self.models[k].get_weights()
+        return self.model.get_weights()
 
 
 def dp_fedavg_epsilons(sizes: Sequence[int], batch_size: int, steps: Sequence[int], noise_multiplier: float,
@@ -453,9 +456,14 @@ class SecureAggregator:
     only learned in total) through :func:`secure_sum`; the server divides. ``bound`` must cover
     every ``|n_k * w_k|`` (``ValueError`` otherwise). ``last_bytes_per_client`` and
     ``last_seconds`` describe the last round.
+
+    ``weighted=False`` sends ``[w_k, 1]`` instead: every client counts equally and no example
+    count leaves a hospital (with DP, a count is not protected: one patient changes it).
     """
 
-    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0) -> None:
+    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
+                 weighted: bool = True) -> None:
+        self.weighted = bool(weighted)
         self.bound = validation.positive("bound", bound)
         self.frac_bits, self.modulus = _frac_bits(frac_bits), _modulus(modulus)
         self.seed = validation.positive_int("seed", seed, minimum=0)
@@ -465,7 +473,8 @@ class SecureAggregator:
 
     def __call__(self, weight_lists: Sequence[Weights], sizes: Sequence[int]) -> Weights:
         _check_weight_lists(weight_lists)
-        rows = np.stack([np.append(n * flatten(ws), n) for ws, n in zip(weight_lists, sizes)])
+        counts = sizes if self.weighted else [1] * len(weight_lists)
+        rows = np.stack([np.append(n * flatten(ws), n) for ws, n in zip(weight_lists, counts)])
         result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, seed=self.seed + self.rounds)
         self.rounds += 1
         self.last_bytes_per_client, self.last_seconds = result.bytes_per_client, result.seconds

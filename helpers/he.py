@@ -41,9 +41,13 @@ def available() -> bool:
 
 def make_context(poly_modulus_degree: int = POLY_MODULUS_DEGREE,
                  coeff_mod_bit_sizes: Sequence[int] = COEFF_MOD_BIT_SIZES, scale_bits: int = SCALE_BITS,
-                 n_threads: int = 1) -> Any:
-    """A private CKKS context (holds the secret key) with Galois keys (needed to sum the slots
-    of a dot product). ``scale_bits`` must be below every inner modulus size and at least 20."""
+                 n_threads: int = 1, galois_keys: bool = False) -> Any:
+    """A private CKKS context (holds the secret key). ``scale_bits`` must be below every inner
+    modulus size and at least 20.
+
+    The key owner only encrypts and decrypts, so by default it holds no Galois keys (tens of MB);
+    :func:`public_copy` generates them for the evaluator, which needs them to sum the slots of a
+    dot product. ``galois_keys=True`` also lets this context compute dot products itself."""
     import tenseal as ts
 
     degree = validation.positive_int("poly_modulus_degree", poly_modulus_degree, minimum=1024)
@@ -58,14 +62,17 @@ def make_context(poly_modulus_degree: int = POLY_MODULUS_DEGREE,
     ctx = ts.context(ts.SCHEME_TYPE.CKKS, poly_modulus_degree=degree, coeff_mod_bit_sizes=sizes,
                      n_threads=validation.positive_int("n_threads", n_threads))
     ctx.global_scale = 2.0 ** scale_bits
-    ctx.generate_galois_keys()
+    if galois_keys:
+        ctx.generate_galois_keys()
     return ctx
 
 
 def public_copy(context: Any) -> Any:
-    """A copy of ``context`` without the secret key: what the hospital sends to the cloud."""
+    """A copy of ``context`` without the secret key, with the Galois keys (generated before the
+    secret key is dropped, if ``context`` has none) and relinearization keys: what the hospital
+    sends to the cloud. It can encrypt and compute, not decrypt."""
     public = context.copy()
-    public.make_context_public()
+    public.make_context_public(generate_galois_keys=not context.has_galois_keys(), generate_relin_keys=False)
     return public
 
 
@@ -119,14 +126,17 @@ class InferenceReport:
         return float(np.mean((self.encrypted_logits > 0) == (self.plain_logits > 0)))
 
 
-def inference_report(context: Any, X: Any, weights: Any, bias: float) -> InferenceReport:
+def inference_report(context: Any, X: Any, weights: Any, bias: float, cloud: Any = None) -> InferenceReport:
     """Run the whole protocol for every row of ``X``: encrypt (hospital), serialize, compute on a
-    public context (cloud), serialize back, decrypt (hospital); compare with plaintext logits."""
+    public context (cloud: ``public_copy(context)`` unless given), serialize back, decrypt
+    (hospital); compare with plaintext logits."""
     X = validation.finite_array("X", X, ndim=2)
     w = validation.finite_array("weights", weights).reshape(-1)
     if X.shape[1] != w.size:
         raise ValueError(f"weights must have one entry per column of X ({X.shape[1]}), got {w.size}")
-    cloud = public_copy(context)
+    cloud = public_copy(context) if cloud is None else cloud
+    if cloud.has_secret_key():
+        raise ValueError("cloud must be a public context (no secret key): use public_copy(context)")
     public_bytes = len(cloud.serialize())
     enc_s = comp_s = dec_s = 0.0
     out = np.zeros(len(X))

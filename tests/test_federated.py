@@ -180,6 +180,8 @@ def test_secure_aggregator_equals_fedavg():
     secure, plain = agg(lists, [10, 20, 30]), fl.fedavg(lists, [10, 20, 30])
     assert max(np.max(np.abs(a - b)) for a, b in zip(secure, plain)) < 1e-6
     assert agg.last_bytes_per_client == 8 * (6 + 2 + 1)
+    equal = fl.SecureAggregator(bound=1000.0, weighted=False)(lists, [10, 20, 30])
+    assert max(np.max(np.abs(a - b)) for a, b in zip(equal, fl.fedavg(lists, [1, 1, 1]))) < 1e-6
 
 
 def test_dp_fedavg_epsilon_matches_the_course_accountant_for_one_client():
@@ -193,3 +195,28 @@ def test_dp_fedavg_epsilon_matches_the_course_accountant_for_one_client():
         fl.dp_fedavg_epsilons([100, 200], 10, [5], 1.1, 1e-5)
     with pytest.raises(ValueError, match="batch_size"):
         fl.dp_fedavg_epsilons([5, 200], 10, [5, 5], 1.1, 1e-5)
+
+
+def test_dp_sgd_trainer_counts_its_steps_and_is_seeded():
+    """Local Poisson DP-SGD in two tiny hospitals for 2 rounds: the step counts are what the
+    accountant needs (rounds x num_steps per client), and the same seed gives the same model."""
+    import helpers
+    from helpers import dp_training, models
+
+    helpers.setup(seed=0, verbose=False, tensorflow=True)
+    rng = np.random.default_rng(0)
+    clients = [(rng.normal(size=(n, 5)).astype(np.float32), rng.integers(0, 2, n)) for n in (20, 40)]
+
+    def run():
+        trainer = fl.DPSGDTrainer(lambda: models.mlp(5, 1, hidden=()), clients, epochs=1, batch_size=5,
+                                  noise_multiplier=1.0, seed=3)
+        w0 = models.mlp(5, 1, hidden=()).get_weights()
+        w, _ = fl.run_fedavg(w0, clients, 2, trainer, aggregate=fl.SecureAggregator(100.0, weighted=False))
+        return trainer, w, w0
+
+    trainer, w, w0 = run()
+    assert trainer.steps == [2 * dp_training.num_steps(20, 5, 1), 2 * dp_training.num_steps(40, 5, 1)]
+    assert not np.allclose(fl.flatten(w), fl.flatten(w0))
+    assert np.allclose(fl.flatten(run()[1]), fl.flatten(w))
+    with pytest.raises(ValueError, match="batch_size"):
+        fl.DPSGDTrainer(lambda: models.mlp(5, 1, hidden=()), clients, epochs=1, batch_size=30, noise_multiplier=1.0)
