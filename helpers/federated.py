@@ -161,15 +161,17 @@ def keras_sgd_trainer(model: Any, clients: Sequence[tuple[np.ndarray, np.ndarray
     """Local training for :func:`run_fedavg`: ``epochs`` of the compiled Keras ``model``'s
     ``fit`` (shuffled batches of ``batch_size``) on client ``k``'s data, from the global weights.
     One model object serves every client (its weights are overwritten each time)."""
+    from helpers import dp_training
+
     epochs = validation.positive_int("epochs", epochs)
     batch_size = validation.positive_int("batch_size", batch_size)
     data = [validation.training_data(X, y) for X, y in clients]
+    labels = [dp_training._labels(y, int(model.output_shape[-1])) for _, y in data]
 
     def train(weights: Weights, k: int, r: int) -> Weights:
-        X, y = data[k]
+        X = data[k][0]
         model.set_weights(weights)
-        model.fit(X, y.reshape(-1, 1).astype(np.float32), epochs=epochs, batch_size=min(batch_size, len(X)),
-                  shuffle=True, verbose=0)
+        model.fit(X, labels[k], epochs=epochs, batch_size=min(batch_size, len(X)), shuffle=True, verbose=0)
         return model.get_weights()
 
     return train
