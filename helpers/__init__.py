@@ -15,7 +15,8 @@ Modules
                        budget ledger, DP-SGD accounting (RDP and PLD: ``dp_sgd_epsilon``, ...).
 ``helpers.dp_training`` DP-SGD with Poisson subsampling (the algorithm ``dp_sgd_epsilon`` accounts for).
 ``helpers.privacy_attacks`` membership inference: scores, ROC/AUC with CIs, ε lower bounds (one-run canary audit).
-``helpers.robustness`` adversarial attacks (FGSM, PGD), robust accuracy, adversarial training.
+``helpers.robustness`` adversarial attacks (FGSM, PGD, Square), robust accuracy, adversarial training.
+``helpers.certify``    certified robustness by randomized smoothing (Cohen et al., 2019).
 ``helpers.explain``    LIME explanations in original units, stability, deletion curves.
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
 ``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).
