@@ -326,6 +326,71 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     return row
 
 
+# --------------------------------------------------------------------------- input validation
+
+#: The checks of :func:`plausibility_checks`.
+CHECKS: dict[str, str] = {
+    "range": "a feature outside the range [min, max] of the reference records",
+    "negative": "a negative value (every WDBC feature is a length, area, count or ratio >= 0)",
+    "mean above worst": "a 'mean' feature above its 'worst' (the mean of the three largest nuclei)",
+    "area vs radius": "area / (π · radius²) of the mean or worst nucleus outside the reference records' range",
+}
+
+
+def plausibility_checks(X_original: Any, feature_names: Sequence[str], reference: Any) -> dict[str, np.ndarray]:
+    """Input validation for WDBC-style records in **original units**: for each check of
+    :data:`CHECKS`, a boolean array, True where a record violates it.
+
+    ``reference`` are real records (original units) that define the ranges, e.g. all
+    patients of the data set. Checks whose features are absent from ``feature_names`` are
+    skipped (all False). A record that fails any check cannot come from a real aspirate
+    (or was mistyped): rejecting it is a cheap defence against edits that ignore the
+    relations between features, and no defence against edits that respect them.
+    """
+    X = validation.finite_array("X_original", X_original)
+    ref = validation.finite_array("reference", reference)
+    names = list(feature_names)
+    if X.ndim != 2 or X.shape[1] != len(names):
+        raise ValueError(f"X_original must have shape (n, {len(names)}) (one column per feature name), got {X.shape}")
+    if ref.ndim != 2 or ref.shape[1] != len(names) or len(ref) == 0:
+        raise ValueError(f"reference must have shape (m, {len(names)}) with m >= 1, got {ref.shape}")
+    none = np.zeros(len(X), dtype=bool)
+    tol = 1e-5 * (ref.std(axis=0) + 1e-12)  # float32 round trips through standardization move values slightly
+    out = {"range": np.any((X < ref.min(axis=0) - tol) | (X > ref.max(axis=0) + tol), axis=1),
+           "negative": np.any(X < -tol, axis=1)}
+    above = none.copy()
+    for j, name in enumerate(names):
+        if name.startswith("mean ") and "worst " + name[5:] in names:
+            k = names.index("worst " + name[5:])
+            above |= X[:, j] > X[:, k] + tol[k]
+    out["mean above worst"] = above
+    ratio_bad = none.copy()
+    for prefix in ("mean", "worst"):
+        if f"{prefix} area" in names and f"{prefix} radius" in names:
+            a, r = names.index(f"{prefix} area"), names.index(f"{prefix} radius")
+
+            def ratio(M: np.ndarray) -> np.ndarray:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return M[:, a] / (math.pi * M[:, r] ** 2)
+
+            lo, hi = np.nanmin(ratio(ref)), np.nanmax(ratio(ref))
+            q = ratio(X)
+            ratio_bad |= ~((q >= lo * (1 - 1e-5)) & (q <= hi * (1 + 1e-5)))  # nan (radius 0) is a violation
+    out["area vs radius"] = ratio_bad
+    return out
+
+
+def implausible(X_original: Any, feature_names: Sequence[str], reference: Any,
+                checks: Sequence[str] | None = None) -> np.ndarray:
+    """True where a record fails any of ``checks`` (default: all of :data:`CHECKS`)."""
+    results = plausibility_checks(X_original, feature_names, reference)
+    chosen = list(CHECKS) if checks is None else list(checks)
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown or not chosen:
+        raise ValueError(f"checks must be a non-empty subset of {tuple(CHECKS)}, got {checks!r}")
+    return np.any([results[c] for c in chosen], axis=0)
+
+
 # --------------------------------------------------------------------------- presenting rows
 
 def _cell(value: Any, fmt: str) -> str:

@@ -337,3 +337,30 @@ def test_readme_audit_snippet_runs_as_written():
     # and the misuse the README warns about raises instead of auditing silently
     with pytest.raises(ValueError, match="X_val must not be in data.X_train"):
         scorecard.audit(namespace["model"], split, X_val=namespace["X_val"], y_val=namespace["y_val"])
+
+
+def test_plausibility_checks_pass_real_records_and_catch_impossible_ones():
+    """Issue 17: consistency checks as input validation."""
+    from helpers import data
+
+    d = data.load_wdbc(seed=0)
+    real = np.concatenate([d.to_original_units(d.X_train), d.to_original_units(d.X_test)])
+    checks = scorecard.plausibility_checks(real, d.feature_names, real)
+    assert set(checks) == set(scorecard.CHECKS)
+    assert not any(mask.any() for mask in checks.values())  # every real record passes every check
+    names = list(d.feature_names)
+    bad = np.repeat(real[:1], 4, axis=0)
+    bad[0, names.index("mean radius")] = bad[0, names.index("worst radius")] + 0.5      # mean above worst
+    bad[1, names.index("worst area")] *= 1.6                                           # area too large for radius
+    bad[2, names.index("mean concavity")] = -0.01                                      # negative
+    found = scorecard.plausibility_checks(bad, d.feature_names, real)
+    assert found["mean above worst"].tolist() == [True, False, False, False]
+    assert found["area vs radius"].tolist() == [True, True, False, False]  # raising mean radius changes the ratio too
+    assert found["negative"].tolist() == [False, False, True, False]
+    assert found["range"][2] and not found["range"][3]
+    assert scorecard.implausible(bad, d.feature_names, real).tolist() == [True, True, True, False]
+    assert scorecard.implausible(bad, d.feature_names, real, checks=["negative"]).tolist() == [False, False, True, False]
+    with pytest.raises(ValueError, match="checks"):
+        scorecard.implausible(bad, d.feature_names, real, checks=["nope"])
+    with pytest.raises(ValueError, match="X_original"):
+        scorecard.plausibility_checks(bad[:, :5], d.feature_names, real)

@@ -162,3 +162,69 @@ def _check_deployment(answer: Any):
     chosen = [m for m, v in answer.items() if str(v).strip().lower() == "deploy"]
     if len(chosen) > 1:
         yield Finding(False, f"deploy exactly one model, not {len(chosen)} ({', '.join(chosen)})")
+
+
+# --------------------------------------------------------------------------- verdict with uncertainty
+
+
+def _verdict_reference(found, cancers, required):
+    """'meets', 'fails' or 'not distinguishable': where the 95 % Wilson interval lies."""
+    from helpers import metrics
+
+    low, high = metrics.wilson_interval(found, cancers)
+    if low >= required:
+        return "meets"
+    if high < required:
+        return "fails"
+    return "not distinguishable"
+
+
+def _verdict_point(found, cancers, required):
+    return "meets" if found / cancers >= required else "fails"
+
+
+def _verdict_wald(found, cancers, required):
+    p = found / cancers
+    half = 1.96 * math.sqrt(p * (1 - p) / cancers)
+    return "meets" if p - half >= required else "fails" if p + half < required else "not distinguishable"
+
+
+#: (cancers found, malignant patients, required sensitivity) of exercise ``case_study.verdict``.
+VERDICT_CASES: tuple[tuple[int, int, float], ...] = (
+    (49, 53, 0.90), (47, 53, 0.90), (53, 53, 0.90), (40, 53, 0.90), (20, 20, 0.90), (105, 106, 0.90),
+    (38, 40, 0.95),
+)
+
+
+@exercise(
+    "case_study.verdict", "a verdict that respects uncertainty",
+    hint="Compute the 95 % Wilson interval of found / cancers with helpers.metrics.wilson_interval. 'meets' "
+         "if its lower end reaches the requirement, 'fails' if its upper end is below it, otherwise 'not "
+         "distinguishable'. Do not compare the measured value alone, and do not use the textbook p ± 1.96·SE "
+         "interval: it is too narrow at proportions near 1 (and degenerate at 100 %).",
+    reference=_verdict_reference,
+    wrong_answers=[(_verdict_point, "straddles the requirement"), (_verdict_wald, "collapses to a point")],
+)
+def _check_verdict(answer: Any):
+    if not callable(answer):
+        yield Finding(False, "answer must be a function verdict(found, cancers, required) returning 'meets', "
+                             "'fails' or 'not distinguishable'")
+        return
+    from helpers import metrics
+
+    for found, cancers, required in VERDICT_CASES:
+        expected = _verdict_reference(found, cancers, required)
+        got = answer(found, cancers, required)
+        low, high = metrics.wilson_interval(found, cancers)
+        where = (f"{found} of {cancers} found: sensitivity {found / cancers:.3f}, 95 % Wilson interval "
+                 f"{low:.3f} to {high:.3f}, requirement {required:.2f}")
+        if got == expected:
+            yield Finding(True, f"{where}: {expected}")
+        elif cancers == found:
+            yield Finding(False, f"{where}: {got!r} is wrong; at 100 % the textbook interval collapses to a point, "
+                                 f"the Wilson interval does not: {expected!r}")
+        elif expected == "not distinguishable":
+            yield Finding(False, f"{where}: the interval straddles the requirement, so the data cannot tell; the "
+                                 f"answer is 'not distinguishable', not {got!r}")
+        else:
+            yield Finding(False, f"{where}: expected {expected!r}, got {got!r} (use the Wilson interval)")
