@@ -228,3 +228,62 @@ def _check_verdict(answer: Any):
                                  f"answer is 'not distinguishable', not {got!r}")
         else:
             yield Finding(False, f"{where}: expected {expected!r}, got {got!r} (use the Wilson interval)")
+
+
+# --------------------------------------------------------------------------- which DP variants keep the guarantee
+
+#: Variants of "DP-SGD + adversarial training" in exercise ``case_study.dp_variants``: key -> description.
+DP_VARIANTS: dict[str, str] = {
+    "own_record": "each patient's PGD example is computed from that patient's record and the current weights; "
+                  "the clean and adversarial losses are mixed per patient, then clipped",
+    "batch_perturbation": "one perturbation is fitted on the whole batch and added to every patient",
+    "batch_norm": "the network has a batch-normalisation layer (statistics of the batch in training mode)",
+    "clip_clean_only": "the clean gradient is clipped per patient, the adversarial gradient is added unclipped",
+    "concatenate": "clean and adversarial examples are concatenated into one batch, each clipped on its own, "
+                   "with the noise of plain DP-SGD",
+    "best_of_five": "five runs on the same patients, the best on validation is published with the ε of one run",
+    "public_seed": "the Gaussian noise is drawn from a fixed seed published with the code",
+}
+
+_WHY = {
+    "own_record": "each patient still changes exactly one clipped term of the sum",
+    "batch_perturbation": "a patient's record changes every other patient's example, so one patient moves many terms",
+    "batch_norm": "batch statistics mix patients: one patient changes every other patient's gradient",
+    "clip_clean_only": "an unclipped gradient has no bound, so no noise hides it",
+    "concatenate": "each patient contributes two clipped terms: the sensitivity doubles while the noise does not",
+    "best_of_five": "the published model depends on all five runs: the guarantee is their composition",
+    "public_seed": "an attacker who knows the seed can subtract the noise: the guarantee assumes secret randomness",
+}
+
+
+def _dp_variants_reference() -> dict[str, str]:
+    return {k: ("keeps" if k == "own_record" else "breaks") for k in DP_VARIANTS}
+
+
+@exercise(
+    "case_study.dp_variants", "which variants of DP + adversarial training keep the ε",
+    hint="The accountant's ε needs three things: each patient changes the noisy sum by at most the clipping norm "
+         "(one clipped term per patient, computed from that patient alone), the noise is secret, and what is "
+         "published is one run (or the composition of all runs it depends on).",
+    reference=_dp_variants_reference(),
+    wrong_answers=[({k: "keeps" for k in DP_VARIANTS}, "sensitivity doubles"),
+                   ({**_dp_variants_reference(), "own_record": "breaks"}, "exactly one clipped term"),
+                   ("breaks", "a dict")],
+)
+def _check_dp_variants(answer: Any):
+    if not isinstance(answer, dict):
+        yield Finding(False, f"answer must be a dict from each of {tuple(DP_VARIANTS)} to 'keeps' or 'breaks'")
+        return
+    reference = _dp_variants_reference()
+    for key in DP_VARIANTS:
+        given = answer.get(key)
+        if given is None or given is Ellipsis:
+            yield Finding(False, f"{key}: no answer yet")
+            continue
+        given = str(given).strip().lower()
+        if given not in ("keeps", "breaks"):
+            yield Finding(False, f"{key}: {answer[key]!r} is neither 'keeps' nor 'breaks'")
+        elif given == reference[key]:
+            yield Finding(True, f"{key}: {given} the guarantee: {_WHY[key]}")
+        else:
+            yield Finding(False, f"{key}: it {reference[key]} the guarantee: {_WHY[key]}")
