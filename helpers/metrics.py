@@ -172,6 +172,13 @@ def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], y_t
     the AUC are always defined.
     """
     y, s = _labels_scores(y_true, scores)
+    return _stratified_bootstrap(y, lambda idx: statistic(y[idx], s[idx]), n_resamples, confidence, rng)
+
+
+def _stratified_bootstrap(y: np.ndarray, statistic_of: Callable[[np.ndarray], float], n_resamples: Any,
+                          confidence: Any, rng: Any) -> tuple[float, float]:
+    """Percentile interval of ``statistic_of(idx)`` over resamples ``idx`` of the patients,
+    drawn with replacement within each class of ``y``."""
     n_resamples = validation.positive_int("n_resamples", n_resamples, minimum=10)
     alpha = 1 - _confidence(confidence)
     gen = validation.rng_from(rng)
@@ -179,7 +186,7 @@ def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], y_t
     values = np.empty(n_resamples)
     for b in range(n_resamples):
         idx = np.concatenate([g[gen.integers(0, g.size, g.size)] for g in groups])
-        values[b] = statistic(y[idx], s[idx])
+        values[b] = statistic_of(idx)
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
 
@@ -236,16 +243,9 @@ def paired_bootstrap_difference(statistic: Callable[[np.ndarray, np.ndarray], fl
     """
     y, a = _labels_scores(y_true, scores_a)
     _, b = _labels_scores(y_true, scores_b)
-    n_resamples = validation.positive_int("n_resamples", n_resamples, minimum=10)
-    alpha = 1 - _confidence(confidence)
-    gen = validation.rng_from(rng)
-    groups = [np.flatnonzero(y == label) for label in (0, 1) if np.any(y == label)]
-    values = np.empty(n_resamples)
-    for i in range(n_resamples):
-        idx = np.concatenate([g[gen.integers(0, g.size, g.size)] for g in groups])
-        values[i] = statistic(y[idx], a[idx]) - statistic(y[idx], b[idx])
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return Estimate(float(statistic(y, a) - statistic(y, b)), float(low), float(high))
+    low, high = _stratified_bootstrap(y, lambda idx: statistic(y[idx], a[idx]) - statistic(y[idx], b[idx]),
+                                      n_resamples, confidence, rng)
+    return Estimate(float(statistic(y, a) - statistic(y, b)), low, high)
 
 
 def paired_auc_difference(y_true: Any, scores_a: Any, scores_b: Any, n_resamples: int = 2000,

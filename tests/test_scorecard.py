@@ -9,8 +9,8 @@ import pytest
 from helpers import scorecard
 
 
-@pytest.fixture(scope="module")
-def fixture():
+def small_wdbc_model():
+    """A small single-logit MLP trained on 96 WDBC patients: (model, split of 96/60, full data)."""
     import tensorflow as tf
 
     from helpers import data, models
@@ -22,6 +22,12 @@ def fixture():
     model = models.mlp(30, 1, hidden=(8,), seed=0)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.02), loss=models.loss_for(1))
     model.fit(small.X_train, small.y_train, epochs=20, batch_size=32, verbose=0)
+    return model, small, d
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    model, small, d = small_wdbc_model()
     val = (d.X_train[96:160], d.y_train[96:160])
     return model, small, val
 
@@ -90,17 +96,7 @@ def test_audit_robustness_is_the_worst_case_over_losses():
     """Issue 16: on a confident model the cross-entropy attack alone saturates; the audit's
     default (cross-entropy and margin, worst case) finds at least as many adversarial
     examples as either loss alone, and strictly more here."""
-    import tensorflow as tf
-
-    from helpers import data, models
-
-    tf.keras.utils.set_random_seed(0)
-    d = data.load_wdbc()
-    small = dataclasses.replace(d, X_train=d.X_train[:96], y_train=d.y_train[:96], X_test=d.X_test[:60],
-                                y_test=d.y_test[:60])
-    model = models.mlp(30, 1, hidden=(8,), seed=0)
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.02), loss=models.loss_for(1))
-    model.fit(small.X_train, small.y_train, epochs=20, batch_size=32, verbose=0)
+    model, small, _ = small_wdbc_model()
     last = model.layers[-1]
     kernel, bias = last.get_weights()
     last.set_weights([kernel * 20.0, bias * 20.0])   # same decisions, logits 20 times larger (|z| up to ~550): saturated ce
