@@ -188,7 +188,7 @@ def lab_command(port: int | None = None, open_browser: bool = True) -> list[str]
 
 
 def test_command(extra: list[str]) -> list[str]:
-    return [str(venv_python()), "-m", "pytest", "--nbval", "--sanitize-with", SANITIZE_FILE,
+    return [str(venv_python()), "-m", "pytest", "--nbval", "--nbval-sanitize-with", SANITIZE_FILE,
             "-p", "no:cacheprovider", *extra]
 
 
