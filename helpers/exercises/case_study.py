@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -287,3 +288,136 @@ def _check_dp_variants(answer: Any):
             yield Finding(True, f"{key}: {given} the guarantee: {_WHY[key]}")
         else:
             yield Finding(False, f"{key}: it {reference[key]} the guarantee: {_WHY[key]}")
+
+
+# --------------------------------------------------------------------------- write two statements of a model card
+
+
+def _card_row() -> dict[str, Any]:
+    from helpers import metrics
+
+    found, cancers = 48, 53
+    low, high = metrics.wilson_interval(found, cancers)
+    return {"model": "DP ε=3 + adversarial", "evaluated_on": "test", "epsilon": 3.0, "delta": 1e-6,
+            "neighbours": "add or remove one patient's record", "sensitivity": found / cancers,
+            "sensitivity_low": low, "sensitivity_high": high, "n_malignant": cancers,
+            "membership_auc": 0.52, "empirical_epsilon": 0.0, "empirical_epsilon_ceiling": 2.95,
+            "validation_patients": 106}
+
+
+#: A *hypothetical* test row of exercise ``case_study.card`` (illustrative numbers; the interval is Wilson's).
+CARD_ROW: dict[str, Any] = _card_row()
+
+
+def _card_reference() -> dict[str, str]:
+    r = CARD_ROW
+    return {
+        "privacy": f"Trained with DP-SGD: (ε = {r['epsilon']:.1f}, δ = {r['delta']:g})-differential privacy for datasets "
+                   f"that differ by one patient (add or remove one patient's record). The guarantee does not cover the "
+                   f"{r['validation_patients']} validation patients who chose the model and its threshold, nor the "
+                   f"selection among several runs, nor what can be inferred about groups of patients. A membership "
+                   f"attack measured an empirical ε of {r['empirical_epsilon']:.2f} (at most "
+                   f"{r['empirical_epsilon_ceiling']:.2f} could be shown): a lower bound from one weak audit, not "
+                   f"evidence of privacy.",
+        "performance": f"On the test patients the sensitivity is {r['sensitivity']:.3f} (95 % CI "
+                       f"{r['sensitivity_low']:.3f} to {r['sensitivity_high']:.3f}) on {r['n_malignant']} cancers.",
+    }
+
+
+_NUMBER = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in _NUMBER.findall(text.replace("−", "-").replace("⁻⁶", "e-6"))]
+
+
+def _mentions(text: str, value: float, tol: float) -> bool:
+    return any(abs(x - value) <= tol for x in _numbers(text))
+
+
+def _states_delta(text: str, delta: float) -> bool:
+    low = text.lower()
+    spelled = ("δ" in text or "delta" in low)
+    return spelled and (any(abs(x - delta) <= delta * 1e-6 for x in _numbers(text)) or "10^-6" in low or "10⁻⁶" in text)
+
+
+def _check_privacy_statement(text: str):
+    r = CARD_ROW
+    low = text.lower()
+    if ("ε" in text or "epsilon" in low) and _mentions(text, r["epsilon"], 0.05):
+        yield Finding(True, f"privacy: states ε = {r['epsilon']:g}")
+    else:
+        yield Finding(False, f"privacy: state the accountant's ε (= {r['epsilon']:g}) of the training run")
+    if _states_delta(text, r["delta"]):
+        yield Finding(True, f"privacy: states δ = {r['delta']:g}")
+    else:
+        yield Finding(False, f"privacy: no δ (= {r['delta']:g}): an ε alone is not a guarantee for DP-SGD, whose "
+                             "guarantee is (ε, δ)")
+    if any(w in low for w in ("one patient", "a single patient", "one record", "one person")) and "add" in low \
+            and "remov" in low:
+        yield Finding(True, "privacy: states the neighbouring relation (add or remove one patient)")
+    else:
+        yield Finding(False, "privacy: state the neighbouring relation: the guarantee compares datasets that differ "
+                             "by adding or removing one patient's record (write 'one patient', 'add', 'remove')")
+    if any(w in low for w in ("not cover", "not protect", "no guarantee", "not covered")):
+        yield Finding(True, "privacy: says what the guarantee does not cover")
+    else:
+        yield Finding(False, "privacy: say what the guarantee does not cover (write 'does not cover ...'): e.g. the "
+                             "validation patients who chose the model and its threshold, the selection among runs")
+    if any(w in low for w in ("agree", "confirm", "consistent with", "matches", "verif")):
+        yield Finding(False, f"privacy: an empirical ε of {r['empirical_epsilon']:.2f} is not agreement with the "
+                             f"accountant: it is a lower bound from one attack (it could show at most "
+                             f"{r['empirical_epsilon_ceiling']:.2f}); a weak attack finds 0.00 even without DP")
+    else:
+        yield Finding(True, "privacy: does not present the empirical lower bound as a confirmation of ε")
+
+
+def _check_performance_statement(text: str):
+    r = CARD_ROW
+    low = text.lower()
+    if "sensitivity" in low and _mentions(text, r["sensitivity"], 0.006):
+        yield Finding(True, f"performance: states the sensitivity {r['sensitivity']:.3f}")
+    else:
+        yield Finding(False, f"performance: state the measured sensitivity ({r['sensitivity']:.3f}, write "
+                             "'sensitivity')")
+    if _mentions(text, r["sensitivity_low"], 0.006) and _mentions(text, r["sensitivity_high"], 0.006):
+        yield Finding(True, f"performance: gives the 95 % interval {r['sensitivity_low']:.3f} to "
+                            f"{r['sensitivity_high']:.3f}")
+    else:
+        yield Finding(False, f"performance: give the 95 % interval of the sensitivity ({r['sensitivity_low']:.3f} to "
+                             f"{r['sensitivity_high']:.3f}): {r['n_malignant']} cancers cannot pin it down")
+    if "test" in low:
+        yield Finding(True, "performance: says the figures are on the test patients")
+    else:
+        yield Finding(False, f"performance: say on which patients it was measured (evaluated_on="
+                             f"{r['evaluated_on']!r}: the test patients)")
+
+
+@exercise(
+    "case_study.card", "write the privacy and performance statements of a model card",
+    hint="Read CARD_ROW. Privacy: 'Trained with DP-SGD: (ε = ..., δ = ...)-DP for datasets that differ by one "
+         "patient (add or remove one patient's record)', then what the guarantee does not cover, and the empirical "
+         "ε as a lower bound only. Performance: the test sensitivity with its 95 % interval (…_low to …_high).",
+    reference=_card_reference(),
+    wrong_answers=[
+        ({**_card_reference(), "privacy": f"The model is ε = {CARD_ROW['epsilon']:g} differentially private; the "
+                                          "guarantee does not cover the validation patients."}, "no δ"),
+        ({**_card_reference(), "privacy": _card_reference()["privacy"] + " The empirical ε of 0.00 agrees with the "
+                                                                          "accountant."}, "not agreement"),
+        ({**_card_reference(), "performance": f"Sensitivity {CARD_ROW['sensitivity']:.3f} on the test patients."},
+         "95 % interval"),
+        (_card_reference()["privacy"], "a dict"),
+    ],
+)
+def _check_card(answer: Any):
+    if not isinstance(answer, dict):
+        yield Finding(False, "answer must be a dict {'privacy': '...', 'performance': '...'} of two strings")
+        return
+    for key, checker in (("privacy", _check_privacy_statement), ("performance", _check_performance_statement)):
+        text = answer.get(key)
+        if text is None or text is Ellipsis:
+            yield Finding(False, f"{key}: no answer yet")
+        elif not isinstance(text, str):
+            yield Finding(False, f"{key}: must be a string, got {type(text).__name__}")
+        else:
+            yield from checker(text)
