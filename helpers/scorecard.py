@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -85,6 +85,11 @@ COLUMNS: dict[str, str] = {
                            "when the attack tries to make them read as benign (the threat model's goal)"),
     "robust_sensitivity_low": "95 % Wilson interval, lower end", "robust_sensitivity_high": "upper end",
     "n_robust_malignant": "malignant patients among those attacked",
+    "validated_robust_accuracy": ("with input validation as a defence (``input_check``): share of the attacked "
+                                  "patients that no attack record passing the checks flips (nan: no checks given)"),
+    "validated_robust_accuracy_low": "95 % Wilson interval, lower end", "validated_robust_accuracy_high": "upper end",
+    "attacks_rejected": ("share of the patients flipped by the attack whose every flipping record the input checks "
+                         "reject (nan: no checks given, or nobody flipped)"),
     "attack_steps": "PGD steps", "attack_restarts": "PGD random restarts", "n_robust": "patients attacked",
     "attack_losses": "attack losses, joined by '+' ('ce': cross-entropy, 'margin': logit margin)",
     "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
@@ -99,7 +104,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model", "model", "s"), ("accuracy", "acc", ".3f"), ("auc", "AUC", ".3f"),
     ("sensitivity", "sens", ".3f"), ("specificity", "spec", ".3f"), ("epsilon", "ε", "eps"),
     ("mia_auc", "MIA AUC", ".3f"), ("empirical_epsilon", "emp. ε≥", ".2f"),
-    ("robust_accuracy", "robust acc", ".3f"), ("robust_sensitivity", "robust sens", ".3f"),
+    ("robust_accuracy", "robust acc", ".3f"), ("validated_robust_accuracy", "validated", ".3f"),
+    ("robust_sensitivity", "robust sens", ".3f"),
     ("explanation_stability", "LIME stab.", ".2f"),
     ("train_seconds", "train time", "time"),
 )
@@ -158,7 +164,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
           y_val: np.ndarray | None = None, threshold: float | None = None, target_sensitivity: float = 0.95,
           evaluate_on: str = "test", epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25,
           attack_steps: int = 20, attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"),
-          n_robust: int = 100, n_explained: int = 3, explain_seeds: Sequence[int] = (0, 1, 2),
+          input_check: Callable[[np.ndarray], np.ndarray] | None = None, n_robust: int = 100, n_explained: int = 3, explain_seeds: Sequence[int] = (0, 1, 2),
           lime_samples: int = 1000, num_features: int = 5, n_members: int | None = None,
           train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
@@ -204,6 +210,13 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         is measured at 0.5 (two-class accuracy); the robust sensitivity attacks the
         malignant patients of the same subset at the operating point
         (:func:`at_threshold`).
+    input_check:
+        Input validation as a defence (e.g. :func:`input_validator`): a function of a batch of
+        inputs in the model's units that returns True for each record it rejects. The same
+        PGD attacks (every loss and restart) are run again and a patient counts as defended
+        when no attack record that passes the checks flips it: ``validated_robust_accuracy``,
+        and ``attacks_rejected`` among the flipped patients. An attacker who knows the checks
+        can look for plausible records instead; this measures the checks against this attack.
     n_explained, explain_seeds, lime_samples, num_features:
         LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
         seeds) for ``n_explained`` evaluation patients, ``lime_samples`` samples each;
@@ -304,6 +317,13 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         rs_low, rs_high = metrics.wilson_interval(int(round(robust_sens * malignant.size)), malignant.size)
     else:
         robust_sens = rs_low = rs_high = math.nan
+    validated = rejected = val_low = val_high = math.nan
+    if input_check is not None:
+        validated, rejected = _validated_robustness(model, X_eval[idx], y_eval[idx], robust_eps, input_check,
+                                                    losses, attack_steps, attack_restarts, seed)
+        val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
+    row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
+               validated_robust_accuracy_high=val_high, attacks_rejected=rejected)
     row.update(robust_eps=robust_eps, robust_accuracy=robust,
                robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
                robust_accuracy_high=metrics.wilson_interval(kept, len(idx))[1],
@@ -324,6 +344,30 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
                train_seconds=math.nan if train_seconds is None else validation.non_negative("train_seconds",
                                                                                             train_seconds))
     return row
+
+
+def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, input_check: Callable,
+                          losses: Sequence[str], steps: int, restarts: int, seed: int) -> tuple[float, float]:
+    """(share of patients no check-passing attack record flips, share of flipped patients
+    whose every flipping record is rejected), over every loss and restart of L∞ PGD."""
+    from helpers import robustness
+    from helpers.models import predict_proba
+
+    if not callable(input_check):
+        raise ValueError(f"input_check must be a function of a batch of inputs, got {type(input_check).__name__}")
+    flipped = np.zeros(len(y), dtype=bool)
+    passed_flip = np.zeros(len(y), dtype=bool)
+    for restart in range(restarts):
+        for loss in losses:
+            adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=seed + restart, loss=loss)
+            flips = predict_proba(model, adv).argmax(axis=1) != y
+            rejected = np.asarray(input_check(adv), dtype=bool).reshape(-1)
+            if rejected.shape != flips.shape:
+                raise ValueError(f"input_check must return one bool per record ({len(y)}), got shape {rejected.shape}")
+            flipped |= flips
+            passed_flip |= flips & ~rejected
+    share_rejected = float(np.mean(~passed_flip[flipped])) if flipped.any() else math.nan
+    return float(np.mean(~passed_flip)), share_rejected
 
 
 # --------------------------------------------------------------------------- input validation
@@ -389,6 +433,21 @@ def implausible(X_original: Any, feature_names: Sequence[str], reference: Any,
     if unknown or not chosen:
         raise ValueError(f"checks must be a non-empty subset of {tuple(CHECKS)}, got {checks!r}")
     return np.any([results[c] for c in chosen], axis=0)
+
+
+def input_validator(split: Any, reference: Any, checks: Sequence[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """An ``input_check`` for :func:`audit`: takes records in the model's units (``split``'s
+    standardization), returns True where :func:`implausible` rejects them in original units
+    against the real ``reference`` records."""
+    if not hasattr(split, "to_original_units") or not hasattr(split, "feature_names"):
+        raise ValueError("split must be a helpers.data.Split")
+    names = tuple(split.feature_names)
+    implausible(np.asarray(reference, dtype=float)[:1], names, reference, checks)  # validate arguments now
+
+    def check(X: np.ndarray) -> np.ndarray:
+        return implausible(split.to_original_units(np.asarray(X, dtype=float)), names, reference, checks)
+
+    return check
 
 
 # --------------------------------------------------------------------------- presenting rows
@@ -705,6 +764,14 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
         f"{row['attack_restarts']} random start(s), {_losses_text(row['attack_losses'])} (a patient counts as robust "
         f"only if no loss and no start flips it); the attacker knows the weights (white box).",
     ]
+    if not math.isnan(row.get("validated_robust_accuracy", math.nan)):
+        rejected = row["attacks_rejected"]
+        lines[-1] += (f" With input validation (range and consistency checks of each record) as a defence, "
+                      f"{_ci(row, 'validated_robust_accuracy')} of them are not flipped by any attack record that "
+                      f"passes the checks"
+                      + (f"; the checks reject every flipping record for {rejected:.2f} of the flipped patients."
+                         if not math.isnan(rejected) else ".")
+                      + " An attacker who knows the checks can search for plausible records instead.")
     if not math.isnan(row["robust_sensitivity"]):
         lines[-1] += (f" What the attacker wants, a malignant tumour read as benign: at the operating point, "
                       f"robust sensitivity {_ci(row, 'robust_sensitivity')} on the {row['n_robust_malignant']} "

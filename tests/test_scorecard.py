@@ -360,3 +360,39 @@ def test_plausibility_checks_pass_real_records_and_catch_impossible_ones():
         scorecard.implausible(bad, d.feature_names, real, checks=["nope"])
     with pytest.raises(ValueError, match="X_original"):
         scorecard.plausibility_checks(bad[:, :5], d.feature_names, real)
+
+
+def test_audit_with_input_validation_as_a_defence():
+    """Issue 17: input validation in the robustness pillar. Checks that reject every record
+    defend every patient; checks that reject nothing defend exactly the unflipped ones."""
+    import numpy as np
+
+    model, small, d = small_wdbc_model()
+    common = dict(threshold=0.5, robust_eps=1.0, attack_steps=10, n_robust=40, n_explained=0, n_resamples=20)
+    reject_all = scorecard.audit(model, small, input_check=lambda X: np.ones(len(X), bool), **common)
+    reject_none = scorecard.audit(model, small, input_check=lambda X: np.zeros(len(X), bool), **common)
+    assert reject_all["validated_robust_accuracy"] == 1.0 and reject_all["attacks_rejected"] == 1.0
+    assert reject_none["attacks_rejected"] == 0.0
+    assert reject_none["validated_robust_accuracy"] <= reject_none["robust_accuracy"] + 1 / 40
+    plain = scorecard.audit(model, small, **common)
+    assert math.isnan(plain["validated_robust_accuracy"]) and math.isnan(plain["attacks_rejected"])
+    with pytest.raises(ValueError, match="input_check"):
+        scorecard.audit(model, small, input_check=lambda X: np.ones(3, bool), **common)
+    card = scorecard.model_card(reject_all, intended_use="test", data="WDBC", limitations=["small"])
+    assert "input validation" in card and "not flipped by any attack record that passes the checks" in card
+
+
+def test_input_validator_accepts_real_records_and_rejects_impossible_ones():
+    import numpy as np
+
+    from helpers import data
+
+    d = data.load_wdbc(seed=0)
+    reference = np.concatenate([d.to_original_units(d.X_train), d.to_original_units(d.X_test)])
+    check = scorecard.input_validator(d, reference)
+    assert not check(d.X_test).any()
+    broken = d.X_test.copy()
+    broken[:, list(d.feature_names).index("mean area")] += 50.0      # 50 SD: far outside every real record
+    assert check(broken).all()
+    with pytest.raises(ValueError, match="split"):
+        scorecard.input_validator(object(), reference)
