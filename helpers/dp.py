@@ -760,14 +760,26 @@ def dp_sgd_epsilon(n: int, batch_size: int, epochs: float, noise_multiplier: flo
     The guarantee is for the Poisson-sampled algorithm; for shuffled fixed-size batches see
     :func:`dp_sgd_epsilon_shuffled`.
     """
+    n, batch_size, epochs, delta = _dp_sgd_args(n, batch_size, epochs, delta)
+    return poisson_gaussian_epsilon(batch_size / n, dp_sgd_steps(n, batch_size, epochs), noise_multiplier, delta,
+                                    accountant)
+
+
+def poisson_gaussian_epsilon(sampling_rate: float, steps: int, noise_multiplier: float, delta: float,
+                             accountant: str = "rdp") -> float:
+    """ε at ``delta`` of ``steps`` Gaussian mechanisms (``noise_multiplier``), each on a
+    Poisson sample with rate ``sampling_rate``: the accounting behind
+    :func:`dp_sgd_epsilon`, for callers that count their steps themselves (e.g. each
+    hospital of :func:`helpers.federated.dp_fedavg_epsilons`). Add/remove-one-example
+    neighbours; ``accountant`` as in :func:`dp_sgd_epsilon`."""
     import dp_accounting
 
-    n, batch_size, epochs, delta = _dp_sgd_args(n, batch_size, epochs, delta)
+    sampling_rate = validation.in_open_interval("sampling_rate", sampling_rate, 0.0, 1.0 + 1e-12)
+    steps = validation.positive_int("steps", steps)
     noise_multiplier = validation.positive("noise_multiplier", noise_multiplier)
-    q = batch_size / n
-    steps = dp_sgd_steps(n, batch_size, epochs)
+    delta = _delta(delta)
     event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
+        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
     return float(_accountant_object(accountant).compose(event).get_epsilon(delta))
 
 

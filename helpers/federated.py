@@ -236,23 +236,17 @@ def dp_fedavg_epsilons(sizes: Sequence[int], batch_size: int, steps: Sequence[in
     a patient's guarantee is their own hospital's ε, at most ``max`` of the list.
     Same accountant as :func:`helpers.dp.dp_sgd_epsilon` (which it equals for one client).
     """
-    import dp_accounting
-
     from helpers import dp
 
     if len(steps) != len(sizes):
         raise ValueError(f"steps must have one entry per client ({len(sizes)}), got {len(steps)}")
-    noise_multiplier = validation.positive("noise_multiplier", noise_multiplier)
-    delta = dp._delta(delta)
     out = []
     for n, t in zip(sizes, steps):
         n = validation.positive_int("sizes", int(n))
         t = validation.positive_int("steps", int(t))
         if batch_size > n:
             raise ValueError(f"batch_size must be <= every client's size ({n}), got {batch_size}")
-        event = dp_accounting.SelfComposedDpEvent(
-            dp_accounting.PoissonSampledDpEvent(batch_size / n, dp_accounting.GaussianDpEvent(noise_multiplier)), t)
-        out.append(float(dp._accountant_object(accountant).compose(event).get_epsilon(delta)))
+        out.append(dp.poisson_gaussian_epsilon(batch_size / n, t, noise_multiplier, delta, accountant))
     return out
 
 
