@@ -163,6 +163,27 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return low, high
 
 
+def clopper_pearson_lower(k: Any, n: int, alpha: float) -> np.ndarray | float:
+    """One-sided Clopper-Pearson lower confidence bound at level ``1 - alpha`` on a
+    binomial proportion, from ``k`` successes in ``n`` trials (``k`` may be an array):
+    the ``alpha`` quantile of Beta(k, n - k + 1), and 0 when ``k = 0``. It is what
+    Cohen et al. compute as ``proportion_confint(k, n, alpha=2 * alpha, method="beta")[0]``
+    (:mod:`helpers.certify`), and each end of :func:`helpers.privacy_attacks.clopper_pearson`.
+    """
+    from scipy.stats import beta
+
+    n = validation.positive_int("n", n)
+    alpha = validation.in_open_interval("alpha", alpha, 0.0, 1.0)
+    k_arr = np.asarray(k)
+    if not np.issubdtype(k_arr.dtype, np.integer) and not np.all(np.mod(k_arr, 1) == 0):
+        raise ValueError(f"k must hold whole numbers of successes, got {k!r}")
+    if np.any(k_arr < 0) or np.any(k_arr > n):
+        raise ValueError(f"k must be in [0, n={n}], got {k!r}")
+    k_f = k_arr.astype(np.float64)
+    bound = np.where(k_f > 0, beta.ppf(alpha, np.maximum(k_f, 1), n - k_f + 1), 0.0)
+    return float(bound) if bound.ndim == 0 else bound
+
+
 def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], y_true: Any, scores: Any,
                        n_resamples: int = 1000, confidence: float = 0.95, rng: Any = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(y, scores)``.

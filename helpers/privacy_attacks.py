@@ -191,20 +191,12 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         raise ValueError(f"k must be <= n ({n}), got {k}")
     confidence = validation.fraction("confidence", confidence)
     tail = (1 - confidence) / 2
-    return float(_cp_lower(np.array(k), n, tail)), float(_cp_upper(np.array(k), n, tail))
-
-
-def _cp_lower(k: np.ndarray, n: int, tail: float) -> np.ndarray:
-    """One-sided Clopper-Pearson lower bound on a proportion (fails with probability <= ``tail``)."""
-    from scipy.stats import beta
-
-    k = np.asarray(k, dtype=np.float64)
-    return np.where(k > 0, beta.ppf(tail, np.maximum(k, 1), n - k + 1), 0.0)
+    return float(metrics.clopper_pearson_lower(np.array(k), n, tail)), float(_cp_upper(np.array(k), n, tail))
 
 
 def _cp_upper(k: np.ndarray, n: int, tail: float) -> np.ndarray:
     """One-sided Clopper-Pearson upper bound on a proportion (fails with probability <= ``tail``)."""
-    return 1.0 - _cp_lower(n - np.asarray(k, dtype=np.float64), n, tail)
+    return 1.0 - metrics.clopper_pearson_lower(n - np.asarray(k, dtype=np.float64), n, tail)
 
 
 def _unit_rate(name: str, value: Any) -> float:
@@ -273,7 +265,7 @@ def _bound_from_counts(tp: np.ndarray, n_pos: int, fp: np.ndarray, n_neg: int, d
     """Pessimistic ε from counts: one-sided Clopper-Pearson bounds at ``1 - (1 - confidence)/2``
     each (so both hold together with probability >= ``confidence``), then the two DP inequalities."""
     tail = (1 - confidence) / 2
-    tpr_lo = _cp_lower(tp, n_pos, tail)
+    tpr_lo = metrics.clopper_pearson_lower(tp, n_pos, tail)
     fpr_hi = _cp_upper(fp, n_neg, tail)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(tpr_lo - delta > 0, np.log(np.maximum(tpr_lo - delta, 1e-300) / fpr_hi), 0.0)
