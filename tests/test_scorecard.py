@@ -271,6 +271,20 @@ def test_decide_with_intervals_reports_not_distinguishable():
     assert scorecard.Requirement("epsilon", maximum=4).status(_row("b", epsilon=math.inf)) == "fails"
 
 
+def test_robust_sensitivity_requirement_uses_the_audits_interval(row):
+    """Issue 14, item 3: robust sensitivity at the operating point is a requirement like the
+    others, judged on its own Wilson interval over the attacked malignant patients."""
+    low, high = row["robust_sensitivity_low"], row["robust_sensitivity_high"]
+    assert low < row["robust_sensitivity"] < high or row["robust_sensitivity"] in (0.0, 1.0)
+    req = scorecard.Requirement("robust_sensitivity", minimum=(low + high) / 2)
+    assert req.bounds(row) == (low, high) and req.status(row) == scorecard.UNDECIDED
+    above = scorecard.Requirement("robust_sensitivity", minimum=high + 1e-9)
+    assert above.status(row) == scorecard.FAILS
+    assert not scorecard.decide([row], [above], rule="not_refuted").eligible()
+    assert scorecard.decide([row], [scorecard.Requirement("robust_sensitivity", minimum=low)],
+                            rule="confirmed").eligible() == [row["model"]]
+
+
 def test_model_card_contains_the_computed_numbers(row):
     card = scorecard.model_card(row, intended_use="Decision support.", data="WDBC.", limitations=["Small data."])
     for key in ("accuracy", "auc", "sensitivity", "specificity", "mia_auc"):
