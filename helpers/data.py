@@ -162,3 +162,63 @@ def load_diabetes_table() -> Table:
     raw = _sk.load_diabetes(scaled=False)
     rows = np.column_stack([raw.data, raw.target]).astype(np.float64)
     return Table(rows, tuple(DIABETES_COLUMNS), tuple(DIABETES_COLUMNS.values()))
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """Synthetic nucleus images rendered from real WDBC rows, split like :func:`load_wdbc`.
+
+    ``X_*`` are float32 images ``(n, size, size, 1)`` in [0, 1] (dark nuclei on a light
+    background; the pixels are synthetic, see :mod:`helpers.images`), ``y_*`` int64 labels
+    (``1 = malignant``), ``records_*`` float64 ``(n, 30)`` the WDBC rows each image was
+    drawn from, in original units (real measurements), ``rows_*`` their int64 indices in
+    the full WDBC table (which, with ``render_seed``, fix each image's random stream).
+    """
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    records_train: np.ndarray
+    records_test: np.ndarray
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    render_seed: int
+    rows_train: np.ndarray | None = None
+    rows_test: np.ndarray | None = None
+
+    def describe(self) -> str:
+        """One line: sizes and class balance of both splits, and the image shape."""
+        def balance(y: np.ndarray) -> str:
+            counts = np.bincount(y, minlength=len(self.class_names))
+            return ", ".join(f"{name} {count}" for name, count in zip(self.class_names, counts))
+        return (f"train {len(self.y_train)} ({balance(self.y_train)}); "
+                f"test {len(self.y_test)} ({balance(self.y_test)}); "
+                f"{self.X_train.shape[1:]} synthetic image per patient (render_seed {self.render_seed})")
+
+
+def load_nuclei_images(test_size: float = 0.25, seed: int = 0, size: int = 32, render_seed: int = 0) -> ImageSplit:
+    """WDBC as images: one synthetic ``size x size`` picture of nuclei per patient.
+
+    The patients in each split are exactly those of ``load_wdbc(test_size, seed)``, in the
+    same order (the same :func:`stratified_split` of the same rows), so image and tabular
+    models are compared on the same test patients. Each image is drawn by
+    :func:`helpers.images.render_nuclei` from the patient's row in original units, with a
+    random stream seeded by ``(render_seed, row index)``: an image does not depend on the
+    split or on the order. The measurements and labels are real, the pixels synthetic
+    (datasheet: ``datasets/nuclei_phantom.md``). ``size`` must be in 16..128.
+    """
+    from helpers import images
+
+    size = images._check_size(size)
+    render_seed = validation.positive_int("render_seed", render_seed, minimum=0)
+    raw = _sk.load_breast_cancer()
+    y = (1 - raw.target).astype(np.int64)
+    rows = np.arange(len(y), dtype=np.int64)
+    rows_train, rows_test, y_train, y_test = stratified_split(rows, y, test_size, seed)
+    names = tuple(str(name) for name in raw.feature_names)
+    records_train, records_test = raw.data[rows_train].astype(np.float64), raw.data[rows_test].astype(np.float64)
+    return ImageSplit(images.render_many(records_train, names, rows_train, size, render_seed),
+                      images.render_many(records_test, names, rows_test, size, render_seed),
+                      y_train, y_test, records_train, records_test, names, ("benign", "malignant"),
+                      render_seed, rows_train, rows_test)
