@@ -43,13 +43,6 @@ import numpy as np
 from helpers import validation
 
 
-def _check_no_batch_mixing(model: Any) -> None:
-    for layer in getattr(model, "layers", []):
-        if "BatchNormalization" in type(layer).__name__:
-            raise ValueError("model must not contain BatchNormalization layers: they mix examples of a batch, "
-                             "so per-example clipping would no longer bound one patient's influence")
-
-
 def pgd_linf(model: Any, x: Any, y: Any, eps: float, nb_iter: int, eps_iter: float, seed: Any) -> Any:
     """L∞ PGD with a uniform random start, written in TensorFlow ops (usable inside
     ``tf.function``). ``y`` are labels shaped as the model's loss expects ((n, 1) floats
@@ -113,7 +106,8 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
     """
     import tensorflow as tf
 
-    from helpers.dp_training import noisy_average, padded_batch, per_epoch_mean_loss, poisson_masks, step_seeds
+    from helpers.dp_training import (check_no_batch_mixing, clipped_sums, noisy_average, padded_batch,
+                                     per_epoch_mean_loss, poisson_masks, step_seeds)
     from helpers.models import loss_for
 
     X, y = validation.training_data(X, y)
@@ -130,7 +124,7 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
     if adv_weight > 1:
         raise ValueError(f"adv_weight must be in [0, 1], got {adv_weight}")
     seed = validation.positive_int("seed", seed, minimum=0)
-    _check_no_batch_mixing(model)
+    check_no_batch_mixing(model)
     k = int(model.output_shape[-1])
     labels = y.reshape(-1, 1).astype(np.float32) if k == 1 else y.astype(np.int64)
     loss_fn = loss_for(k, reduction="none")
@@ -147,12 +141,9 @@ def dp_adversarial_fit(model: Any, X: Any, y: Any, *, eps: float, noise_multipli
             loss = loss_fn(yb, model(x_pert, training=True))  # one loss per example
             if use_adv and adv_weight < 1:
                 loss = adv_weight * loss + (1 - adv_weight) * loss_fn(yb, model(xb, training=True))
-        jacobian = tape.jacobian(loss, variables)  # per-example gradients of the mixed loss
-        rows = tf.shape(loss)[0]
-        norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(j), [rows, -1]), axis=1) for j in jacobian]))
-        factor = wb * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
-        clipped_sums = [tf.tensordot(factor, j, axes=1) for j in jacobian]
-        grads = noisy_average(clipped_sums, noise_multiplier, l2_norm_clip, batch_size, seeds)
+        # per-example gradients of the mixed loss, each clipped, summed over the included patients
+        sums = clipped_sums(tape.jacobian(loss, variables), wb, l2_norm_clip)
+        grads = noisy_average(sums, noise_multiplier, l2_norm_clip, batch_size, seeds)
         optimizer.apply_gradients(zip(grads, variables))
         return tf.reduce_sum(wb * loss)
 

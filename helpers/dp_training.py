@@ -23,7 +23,9 @@ runs the same sampling and clipping without noise (a matched control, no privacy
 
 Per-example gradient norms come from tensorflow-privacy's fast ("ghost") clipping
 (``fast_gradient_clipping.clip_grads.compute_gradient_norms``: Dense layers' per-example
-norms from one backward pass); a second backward pass of the loss reweighted by
+norms from one backward pass) when every trainable layer is in its registry; for other
+layers (a convolutional network) from the per-example Jacobian of the loss
+(:func:`clipped_sums`), which clips and sums the same terms. On the fast path, a second backward pass of the loss reweighted by
 ``mask_i * min(1, C / norm_i)`` gives the sum of the clipped gradients of the included
 examples. Each step gathers the included examples and pads them with zero-weight rows to
 one fixed size (the largest realised batch of the run), so the step is traced once.
@@ -148,37 +150,83 @@ def _labels(y: np.ndarray, num_outputs: int) -> np.ndarray:
     return y.reshape(-1, 1).astype(np.float32) if num_outputs == 1 else y.astype(np.int64)
 
 
+def check_no_batch_mixing(model: Any) -> None:
+    """Raise ``ValueError`` if ``model`` has a layer that mixes the examples of a batch
+    (batch normalisation): per-example clipping would no longer bound one example's influence."""
+    for layer in getattr(model, "layers", []):
+        if "BatchNormalization" in type(layer).__name__:
+            raise ValueError("model must not contain BatchNormalization layers: they mix examples of a batch, "
+                             "so per-example clipping would no longer bound one patient's influence")
+
+
+def clipped_sums(jacobian: Sequence[Any], weights: Any, l2_norm_clip: float) -> list:
+    """Sum over a batch of per-example gradients, each clipped to L2 norm ``l2_norm_clip``.
+
+    ``jacobian[v]`` holds the per-example gradients of variable ``v`` (first axis: the batch,
+    as from ``tape.jacobian(per_example_losses, variables)``); the norm of example ``i`` is
+    taken over all variables together; ``weights[i]`` (0 or 1) includes it or not *after*
+    clipping. Returns one tensor per variable.
+    """
+    import tensorflow as tf
+
+    rows = tf.shape(weights)[0]
+    norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(j), [rows, -1]), axis=1) for j in jacobian]))
+    factor = weights * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
+    return [tf.tensordot(factor, j, axes=1) for j in jacobian]
+
+
 class _FastClippingDPSGD:
-    """One traced Poisson DP-SGD step for a Keras model of registered layers (Dense, ...)."""
+    """One traced Poisson DP-SGD step for any Keras model without batch-mixing layers.
+
+    Per-example gradient norms come from tensorflow-privacy's fast ("ghost") clipping when
+    every trainable layer is in its registry (Dense, Embedding, ...); otherwise (e.g. a
+    ``Conv2D``) from the per-example Jacobian of the loss (:func:`clipped_sums`), slower
+    but exact for any layer. Both compute the same clipped sum; ``jacobian=True`` forces the
+    Jacobian path, ``None`` chooses.
+    """
 
     def __init__(self, model: Any, noise_multiplier: float, l2_norm_clip: float, expected_batch_size: float,
-                 learning_rate: float, seed: int) -> None:
+                 learning_rate: float, seed: int, jacobian: bool | None = None) -> None:
         import tensorflow as tf
         from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads, gradient_clipping_utils
         from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
 
         from helpers.models import loss_for
 
+        check_no_batch_mixing(model)
         registry = layer_registry.make_default_layer_registry()
-        if not (gradient_clipping_utils.has_internal_compute_graph(model)
-                and gradient_clipping_utils.all_trainable_layers_are_registered(model, registry)):
-            raise ValueError("model must be a Keras Sequential or functional model whose trainable layers are "
-                             "in tensorflow-privacy's fast-clipping registry (Dense, Embedding, ...)")
+        if not gradient_clipping_utils.has_internal_compute_graph(model):
+            raise ValueError("model must be a Keras Sequential or functional model")
+        registered = gradient_clipping_utils.all_trainable_layers_are_registered(model, registry)
+        if jacobian is False and not registered:
+            raise ValueError("jacobian=False needs every trainable layer in tensorflow-privacy's fast-clipping "
+                             "registry (Dense, Embedding, ...)")
+        self.fast = registered if jacobian is None else not jacobian
         self.model = model
         self.optimizer = tf.keras.optimizers.SGD(learning_rate)
         loss_fn = loss_for(int(model.output_shape[-1]), reduction="none")
         variables = model.trainable_variables
 
-        @tf.function
-        def step(xb, yb, wb, t):
+        def sums_fast(xb, yb, wb):
             norms = clip_grads.compute_gradient_norms(model, registry, xb, yb, per_example_loss_fn=loss_fn,
                                                       trainable_vars=variables)
             factor = wb * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
             with tf.GradientTape() as tape:
                 losses = loss_fn(yb, model(xb, training=True))
                 clipped_loss = tf.reduce_sum(tf.stop_gradient(factor) * losses)
-            clipped_sums = tape.gradient(clipped_loss, variables)
-            grads = noisy_average(clipped_sums, noise_multiplier, l2_norm_clip, expected_batch_size,
+            return tape.gradient(clipped_loss, variables), losses
+
+        def sums_jacobian(xb, yb, wb):
+            with tf.GradientTape() as tape:
+                losses = loss_fn(yb, model(xb, training=True))
+            return clipped_sums(tape.jacobian(losses, variables), wb, l2_norm_clip), losses
+
+        sums = sums_fast if self.fast else sums_jacobian
+
+        @tf.function
+        def step(xb, yb, wb, t):
+            sums_t, losses = sums(xb, yb, wb)
+            grads = noisy_average(sums_t, noise_multiplier, l2_norm_clip, expected_batch_size,
                                   step_seeds(seed, t, len(variables)))
             self.optimizer.apply_gradients(zip(grads, variables))
             return tf.reduce_sum(wb * losses)
@@ -220,8 +268,9 @@ def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, no
     Parameters
     ----------
     model:
-        A logit-output Keras ``Sequential`` or functional model whose trainable layers are in
-        tensorflow-privacy's fast-clipping registry (e.g. :func:`helpers.models.mlp`).
+        A logit-output Keras ``Sequential`` or functional model without batch normalisation.
+        Dense layers (e.g. :func:`helpers.models.mlp`) use tensorflow-privacy's fast clipping;
+        other layers (``Conv2D``, ...) per-example Jacobians, the same algorithm, slower.
     X, y:
         Training inputs and labels (0/1 for a single logit, class indices otherwise).
     epochs:
@@ -243,7 +292,7 @@ def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, no
     "steps": number of steps, "seconds": training time}``. The ε is
     ``helpers.dp.dp_sgd_epsilon(n, batch_size, epochs, noise_multiplier, delta)``.
     """
-    X, y = validation.training_data(X, y)
+    X, y = validation.training_data(X, y, ndim=None)
     epochs = validation.positive("epochs", epochs)
     batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed = _check_dp_args(
         len(X), batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed)

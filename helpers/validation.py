@@ -83,9 +83,12 @@ def finite_array(name: str, values: Any, ndim: int | None = None) -> np.ndarray:
     return array
 
 
-def training_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` as a finite 2-D float32 array and ``y`` flattened to one label per row of ``X``."""
-    X = finite_array("X", X, ndim=2).astype(np.float32)
+def training_data(X: Any, y: Any, ndim: int | None = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` as a finite float32 array with ``ndim`` dimensions (``None``: any, at least 2, e.g.
+    images ``(n, height, width, channels)``) and ``y`` flattened to one label per row of ``X``."""
+    X = finite_array("X", X, ndim=ndim).astype(np.float32)
+    if X.ndim < 2:
+        raise ValueError(f"X must have one row per example (at least 2 dimensions), got shape {X.shape}")
     y = np.asarray(y).reshape(-1)
     if len(y) != len(X):
         raise ValueError(f"y must have one label per row of X ({len(X)}), got {len(y)}")

@@ -238,7 +238,42 @@ def test_train_mlp_bad_arguments(kwargs, message):
         dp_training.train_mlp(X, y, **args)
 
 
-def test_dp_sgd_fit_refuses_layers_without_fast_clipping():
+def test_jacobian_path_computes_the_same_private_step_as_fast_clipping():
+    """Models with unregistered layers (Conv2D) take the per-example Jacobian path; on a Dense
+    model both paths must give the same clipped, noised updates (same masks and seeds)."""
+    from helpers import dp_training, models
+
+    X, y = _toy(n=40)
+    masks = dp_training.poisson_masks(40, 10, 2, np.random.default_rng(3))
+    trained = []
+    for jacobian in (False, True):
+        model = models.mlp(10, 3, hidden=(6,), seed=1)
+        trainer = dp_training._FastClippingDPSGD(model, 0.7, 0.5, 10.0, 0.3, seed=5, jacobian=jacobian)
+        assert trainer.fast is not jacobian
+        trainer.run(X, y.astype(np.int64), masks, int(masks.sum(axis=1).max()))
+        trained.append(_flat(model))
+    np.testing.assert_allclose(trained[0], trained[1], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(trained[0], _flat(models.mlp(10, 3, hidden=(6,), seed=1)))
+
+
+def test_dp_sgd_fit_trains_a_convolutional_network():
+    import tensorflow as tf
+
+    from helpers import dp_training, models
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    X = (rng.normal(0, 0.3, (60, 8, 8, 1)) + y[:, None, None, None] * np.eye(8)[None, :, :, None]).astype(np.float32)
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Conv2D(4, 3, activation="relu"),
+                                 tf.keras.layers.GlobalMaxPooling2D(), tf.keras.layers.Dense(1)])
+    before = models.accuracy(model, X, y)
+    out = dp_training.dp_sgd_fit(model, X, y, epochs=15, batch_size=20, noise_multiplier=0.5, learning_rate=1.0)
+    assert out["steps"] == dp_training.num_steps(60, 20, 15) and out["masks"].shape == (out["steps"], 60)
+    assert models.accuracy(model, X, y) >= max(before, 0.8)
+
+
+def test_dp_sgd_fit_refuses_layers_that_mix_examples():
     import tensorflow as tf
 
     from helpers import dp_training
