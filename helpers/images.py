@@ -40,7 +40,7 @@ cell, are drawn at random), so they never overlap. One nucleus is drawn from the
   is only a noisy proxy of the nuclei's area: the diagnostic signal is in the shapes.
 
 Edges are anti-aliased (coverage ``clip(r(θ) - ρ + 0.5, 0, 1)`` of each pixel at polar
-coordinates ``(ρ, θ)``, with ``r(θ)`` sampled every 0.5° and interpolated), everything is
+coordinates ``(ρ, θ)``, with ``r(θ)`` sampled every 1° and interpolated), everything is
 computed with numpy on the whole grid at once.
 
 **No label leak.** The label is never read: every random number (layout, phases,
@@ -85,7 +85,9 @@ MEASURES: tuple[str, ...] = ("area", "perimeter", "concavity", "texture", "count
 _MEASUREMENTS = ("radius", "smoothness", "compactness", "concavity", "concave points",
                  "symmetry", "fractal dimension", "texture")
 _HARMONICS = {"lobes": np.arange(2, 4), "smooth": np.arange(4, 8), "fractal": np.arange(8, 16)}
-_THETA = np.linspace(-np.pi, np.pi, 720, endpoint=False)  # contours are sampled at 0.5° and interpolated
+_THETA = np.linspace(-np.pi, np.pi, 360, endpoint=False)  # contours are sampled every 1° and interpolated
+_COS = np.cos(np.outer(np.arange(16), _THETA))  # cos(k θ), sin(k θ) for the harmonics k < 16
+_SIN = np.sin(np.outer(np.arange(16), _THETA))
 _MIN_OBJECT_PX = 3  # segmented objects smaller than this (at 32x32) are noise
 
 
@@ -118,6 +120,8 @@ def _features(record: Any, feature_names: Sequence[str]) -> dict[str, dict[str, 
     values = validation.finite_array("record", record, ndim=1)
     if len(values) != len(names):
         raise ValueError(f"record must have one value per feature name ({len(names)}), got {len(values)}")
+    if np.any(values < 0):
+        raise ValueError("record must hold WDBC measurements in original units, all >= 0")
     index = {name: i for i, name in enumerate(names)}
     out: dict[str, dict[str, float]] = {}
     for prefix in ("mean", "worst"):
@@ -128,10 +132,11 @@ def _features(record: Any, feature_names: Sequence[str]) -> dict[str, dict[str, 
     return out
 
 
-def _unit_profile(theta: np.ndarray, harmonics: np.ndarray, coeffs: np.ndarray, phases: np.ndarray) -> np.ndarray:
-    """Sum of cosines with RMS 1 over the circle (so an amplitude is a relative radius change)."""
+def _unit_profile(harmonics: np.ndarray, coeffs: np.ndarray, phases: np.ndarray) -> np.ndarray:
+    """``sum_k w_k cos(k θ + φ_k)`` on :data:`_THETA`, with RMS 1 over the circle (so an
+    amplitude is a relative change of the radius)."""
     weights = coeffs / np.sqrt(0.5 * np.sum(coeffs ** 2))
-    return weights @ np.cos(np.outer(harmonics, theta) + phases[:, None])
+    return (weights * np.cos(phases)) @ _COS[harmonics] - (weights * np.sin(phases)) @ _SIN[harmonics]
 
 
 def _draws(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
@@ -153,14 +158,15 @@ def _draws(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
     }
 
 
-def _relative_contour(theta: np.ndarray, f: dict[str, float], d: dict[str, np.ndarray], k: int) -> np.ndarray:
-    """``r(θ) / r_base`` of nucleus ``k`` with features ``f``."""
+def _relative_contour(f: dict[str, float], d: dict[str, np.ndarray], k: int) -> np.ndarray:
+    """``r(θ) / r_base`` of nucleus ``k`` with features ``f``, at the angles :data:`_THETA`."""
+    theta = _THETA
     amplitude = {"lobes": min(0.3 * f["compactness"], 0.15),
                  "smooth": float(np.clip(0.8 * (f["smoothness"] - 0.05), 0.0, 0.10)),
                  "fractal": float(np.clip(1.0 * (f["fractal dimension"] - 0.045), 0.0, 0.10))}
     r = np.ones_like(theta)
     for band, harmonics in _HARMONICS.items():
-        r = r + amplitude[band] * _unit_profile(theta, harmonics, d[f"{band}_coeffs"][k], d[f"{band}_phases"][k])
+        r = r + amplitude[band] * _unit_profile(harmonics, d[f"{band}_coeffs"][k], d[f"{band}_phases"][k])
     bulge = float(np.clip(0.5 * (f["symmetry"] - 0.1), 0.0, 0.25))
     r = r + bulge * (np.maximum(0.0, np.sin(theta - d["axis"][k])) - 1 / np.pi)
     n_dents = int(np.clip(round(40 * f["concave points"]), 0, MAX_DENTS))
@@ -172,39 +178,50 @@ def _relative_contour(theta: np.ndarray, f: dict[str, float], d: dict[str, np.nd
     return np.maximum(r, 0.05)
 
 
+def _coverage(f: dict[str, float], d: dict[str, np.ndarray], k: int, cell: int, size: int) -> np.ndarray:
+    """``(size, size)`` fraction of each pixel covered by nucleus ``k`` (anti-aliased edge)."""
+    base = float(radius_to_pixels(f["radius"], size))
+    if k > 0:
+        base *= 1 + MEAN_RADIUS_JITTER * d["radius_z"][k]
+    profile = _relative_contour(f, d, k)
+    extent = base * profile.max()
+    limit = MAX_RADIUS_PX * size / 32
+    if extent > limit:  # shrink the whole nucleus so it stays inside its grid cell
+        base, extent = base * limit / extent, limit
+    half = size / 4
+    slack = max(half - extent - 0.5, 0.0)
+    row, col = divmod(cell, 2)
+    cy, cx = (2 * row + 1) * half + slack * d["jitter"][k, 0], (2 * col + 1) * half + slack * d["jitter"][k, 1]
+    coverage = np.zeros((size, size))
+    # The nucleus stays inside its cell (extent + jitter <= cell half-width - 0.5 px), so
+    # only the cell's pixels are computed; the others stay 0.
+    rows = slice(int(np.floor(row * size / 2)), int(np.ceil((row + 1) * size / 2)))
+    cols = slice(int(np.floor(col * size / 2)), int(np.ceil((col + 1) * size / 2)))
+    yy, xx = np.mgrid[rows, cols] + 0.5
+    rho, theta = np.hypot(yy - cy, xx - cx), np.arctan2(yy - cy, xx - cx)
+    contour = base * np.interp(theta, _THETA, profile, period=2 * np.pi)
+    coverage[rows, cols] = np.clip(contour - rho + 0.5, 0.0, 1.0)
+    return coverage
+
+
 def render_nuclei(record: Any, feature_names: Sequence[str], size: int = 32, rng: Any = 0) -> np.ndarray:
     """A ``(size, size)`` float32 image in [0, 1] of the nuclei one WDBC row describes.
 
-    ``record`` holds the 30 WDBC values in **original units** in the order of
-    ``feature_names`` (those of :func:`helpers.data.load_wdbc`); ``rng`` is a seed or a
-    ``numpy.random.Generator`` (use :func:`patient_rng` for the per-patient stream).
-    The same record and seed give the same array. See the module docstring for the mapping.
+    ``record`` holds the 30 WDBC values in **original units** (all >= 0) in the order of
+    ``feature_names`` (those of :func:`helpers.data.load_wdbc`); ``size`` is in
+    :data:`SIZE_RANGE`; ``rng`` is a seed or a ``numpy.random.Generator`` (use
+    :func:`patient_rng` for the per-patient stream). The same record and seed give the
+    same array. See the module docstring for the mapping.
     """
     size = _check_size(size)
     features = _features(record, feature_names)
     d = _draws(validation.rng_from(rng), size)
-    s = size / 32
-    cell = size / 2
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     background = float(d["background"][0])
     image = background + BACKGROUND_NOISE * d["noise"][0]
     cells = [c for c in range(4) if c != int(d["empty_cell"][0])]
     for k in range(NUCLEI_PER_IMAGE):
         f = features["worst"] if k == 0 else features["mean"]
-        base = float(radius_to_pixels(f["radius"], size))
-        if k > 0:
-            base *= 1 + MEAN_RADIUS_JITTER * d["radius_z"][k]
-        profile = _relative_contour(_THETA, f, d, k)
-        extent = base * profile.max()
-        limit = MAX_RADIUS_PX * s
-        if extent > limit:
-            base, extent = base * limit / extent, limit
-        row, col = divmod(cells[int(d["order"][k])], 2)
-        slack = max(cell / 2 - extent - 0.5, 0.0)
-        cy, cx = (row + 0.5) * cell + slack * d["jitter"][k, 0], (col + 0.5) * cell + slack * d["jitter"][k, 1]
-        rho, theta = np.hypot(yy - cy, xx - cx), np.arctan2(yy - cy, xx - cx)
-        contour = base * np.interp(theta, _THETA, profile, period=2 * np.pi)
-        coverage = np.clip(contour - rho + 0.5, 0.0, 1.0)
+        coverage = _coverage(f, d, k, cells[int(d["order"][k])], size)
         std = float(np.clip(TEXTURE_TO_STD * f["texture"], *TEXTURE_STD_RANGE))
         nucleus = background - float(d["contrast"][0]) + std * d["noise"][k + 1]
         image = image * (1 - coverage) + nucleus * coverage
