@@ -16,6 +16,7 @@ listed in external_requests: the site must work with no network.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -80,6 +81,16 @@ def check_page(url: str, screenshot: str) -> dict:
             math_errors=page.evaluate("() => document.querySelectorAll('mjx-merror, [data-mjx-error]').length"),
             links=page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"))
         page.screenshot(path=screenshot, full_page=False)
+        # Two more views, for a person to look at: the first displayed formula, the first figure.
+        extra = []
+        for suffix, selector in (("-math", "mjx-container[display='true'], mjx-container"), ("-figure", "img[src*='_images/']")):
+            element = page.query_selector(selector)
+            if element is not None:
+                element.scroll_into_view_if_needed()
+                path = screenshot[:-4] + suffix + ".png" if screenshot.endswith(".png") else screenshot + suffix
+                page.screenshot(path=path)
+                extra.append(path)
+        report["screenshots"] = [screenshot, *extra]
         context.close()
     return report
 
@@ -92,24 +103,26 @@ def check_lab(url: str, screenshot: str, timeout: float = 120.0) -> dict:
         report = watch(page)
         page.goto(url, wait_until="domcontentloaded")
         deadline = time.monotonic() + timeout
-        status = ""
+        state = {}
         while time.monotonic() < deadline:
-            status = page.evaluate("""() => {
-                const el = document.querySelector('.jp-Notebook-ExecutionIndicator, [data-status]');
+            # The status bar's kernel item reads "Python 3 (ipykernel) | Idle" once the
+            # kernel started ("No Kernel | Initializing" before); the notebook's first
+            # heading is rendered once the document loaded.
+            state = page.evaluate("""() => {
                 const bar = document.querySelector('#jp-main-statusbar');
-                return JSON.stringify({indicator: el ? (el.getAttribute('data-status') || el.textContent) : '',
-                                       statusbar: bar ? bar.innerText : ''});
+                const heading = document.querySelector('.jp-Notebook .jp-RenderedMarkdown h1');
+                return {statusbar: bar ? bar.innerText.replace(/\\s+/g, ' ') : '',
+                        heading: heading ? heading.innerText : ''};
             }""")
-            state = json.loads(status)
-            if "idle" in (state["indicator"] + " " + state["statusbar"]).lower():
+            if re.search(r"\(ipykernel\) \| Idle", state["statusbar"]) and state["heading"]:
                 break
             time.sleep(1)
         page.wait_for_timeout(500)
         tab = page.evaluate("""() => Array.from(document.querySelectorAll('.lm-TabBar-tabLabel'))
                                       .map(t => t.textContent)""")
         cells = page.evaluate("() => document.querySelectorAll('.jp-Notebook .jp-Cell').length")
-        report.update(url=url.split("?")[0], title=page.title(), kernel_status=json.loads(status) if status else {},
-                      tabs=tab, cells=cells)
+        report.update(url=url.split("?")[0], title=page.title(), kernel_status=state.get("statusbar", ""),
+                      heading=state.get("heading", ""), tabs=tab, cells=cells)
         page.screenshot(path=screenshot)
         context.close()
     return report
