@@ -15,12 +15,14 @@ cell, are drawn at random), so they never overlap. One nucleus is drawn from the
 
 **Mapping** (``s = size / 32``; constants are module attributes):
 
-- radius (image units) → base radius in pixels, an affine map
-  ``r_px = s * (0.8 + 0.22 * radius)`` (radius 7 → 2.3 px, 12 → 3.4, 18 → 4.8,
-  28 → 7.0 at 32x32), then scaled down if needed so the whole contour stays inside its
-  grid cell (``MAX_RADIUS_PX * s``, 7 px at 32x32). The two "mean" nuclei get
-  ``mean radius * (1 + 0.05 z)``, ``z`` standard normal clipped to ±2. Perimeter and area
-  follow from radius and contour; they are not drawn separately.
+- radius (image units, WDBC's mean distance from the centre to the contour) → the mean
+  centre-to-contour distance in pixels, an affine map ``r_px = s * (0.8 + 0.2 * radius)``
+  (radius 7 → 2.2 px, 12 → 3.2, 18 → 4.4, 28 → 6.4 at 32x32), then scaled down if needed
+  so the whole contour stays inside its grid cell (``MAX_RADIUS_PX * s``, 7.5 px at
+  32x32; this shrinks 18% of the "worst" nuclei, the large and irregular ones, and 1% of
+  the others). The two "mean" nuclei get ``mean radius * (1 + 0.05 z)``, ``z`` standard
+  normal clipped to ±2. Perimeter and area follow from radius and contour; they are not
+  drawn separately.
 - compactness → low-frequency lobes (harmonics 2-3) of relative amplitude
   ``0.3 * compactness`` (≤ 0.15).
 - smoothness ("local variation in radius lengths") → harmonics 4-7, amplitude
@@ -67,9 +69,9 @@ SIZE_RANGE: tuple[int, int] = (16, 128)
 NUCLEI_PER_IMAGE: int = 3
 #: Affine map from WDBC image units to pixels at 32x32: ``r_px = OFFSET + SLOPE * radius``.
 RADIUS_OFFSET_PX: float = 0.8
-RADIUS_SLOPE_PX: float = 0.22
+RADIUS_SLOPE_PX: float = 0.2
 #: Largest extent of a contour, in pixels at 32x32 (a grid cell is 16 px wide).
-MAX_RADIUS_PX: float = 7.0
+MAX_RADIUS_PX: float = 7.5
 #: Relative spread of the radii of the "mean" nuclei around ``mean radius``.
 MEAN_RADIUS_JITTER: float = 0.05
 MAX_DENTS: int = 6
@@ -99,8 +101,8 @@ def _check_size(size: Any) -> int:
 
 
 def radius_to_pixels(radius: Any, size: int = 32) -> np.ndarray:
-    """The base radius in pixels of a nucleus of WDBC ``radius`` (image units), before the
-    fit-in-cell clipping: ``size / 32 * (RADIUS_OFFSET_PX + RADIUS_SLOPE_PX * radius)``."""
+    """The mean centre-to-contour distance in pixels of a nucleus of WDBC ``radius`` (image
+    units), before the fit-in-cell shrinking: ``size / 32 * (RADIUS_OFFSET_PX + RADIUS_SLOPE_PX * radius)``."""
     size = _check_size(size)
     radius = validation.finite_array("radius", radius)
     return size / 32 * (RADIUS_OFFSET_PX + RADIUS_SLOPE_PX * radius)
@@ -159,7 +161,8 @@ def _draws(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
 
 
 def _relative_contour(f: dict[str, float], d: dict[str, np.ndarray], k: int) -> np.ndarray:
-    """``r(θ) / r_base`` of nucleus ``k`` with features ``f``, at the angles :data:`_THETA`."""
+    """``r(θ) / r_base`` of nucleus ``k`` with features ``f``, at the angles :data:`_THETA`;
+    its mean over θ is 1, so ``r_base`` is the mean centre-to-contour distance (WDBC's radius)."""
     theta = _THETA
     amplitude = {"lobes": min(0.3 * f["compactness"], 0.15),
                  "smooth": float(np.clip(0.8 * (f["smoothness"] - 0.05), 0.0, 0.10)),
@@ -175,7 +178,8 @@ def _relative_contour(f: dict[str, float], d: dict[str, np.ndarray], k: int) -> 
         centre = d["dent_start"][k] + 2 * np.pi * j / n_dents + d["dent_jitter"][k, j]
         delta = np.angle(np.exp(1j * (theta - centre)))
         r = r * (1 - depth * np.exp(-0.5 * (delta / DENT_WIDTH_RAD) ** 2))
-    return np.maximum(r, 0.05)
+    r = np.maximum(r, 0.05)
+    return r / r.mean()  # WDBC radius = mean distance from the centre to the contour
 
 
 def _coverage(f: dict[str, float], d: dict[str, np.ndarray], k: int, cell: int, size: int) -> np.ndarray:
