@@ -42,8 +42,10 @@ cell, are drawn at random), so they never overlap. One nucleus is drawn from the
   is only a noisy proxy of the nuclei's area: the diagnostic signal is in the shapes.
 
 Edges are anti-aliased (coverage ``clip(r(θ) - ρ + 0.5, 0, 1)`` of each pixel at polar
-coordinates ``(ρ, θ)``, with ``r(θ)`` sampled every 1° and interpolated), everything is
-computed with numpy on the whole grid at once.
+coordinates ``(ρ, θ)``, with ``r(θ)`` sampled every 1° and interpolated). The contour
+factors above multiply or add to a unit circle, which is then rescaled to mean 1, so the
+radius stays the mean centre-to-contour distance. Everything is computed with numpy
+arrays over the pixels of each nucleus's grid cell (no per-pixel Python loop).
 
 **No label leak.** The label is never read: every random number (layout, phases,
 jitters, stain, noise) comes from a generator seeded by ``(render_seed, patient row)`` and
