@@ -1,8 +1,8 @@
 """The course in a real browser: Debian's headless Chromium (/usr/bin/chromium), driven
 by Playwright from .venv-site (website/browser_check.py; no browser is downloaded).
 
-- The built website, served by a local http.server: the landing page and notebook 01
-  (math and figures) render with no console error, no failed request and no request
+- The built website, served by a local http.server: the landing page, notebook 01
+  (math and figures) and a search render with no console error, no failed request and no request
   leaving the machine; MathJax (a local copy) typeset the math, so no raw $...$ is
   left in the text; every image has a non-zero natural size. Screenshots go to a
   temporary folder (their paths are printed).
@@ -116,6 +116,14 @@ def test_notebook_page_with_math_and_figures_in_chromium(served_site, tmp_path):
     figures = [img for img in report["images"] if "_images/" in img["src"]]
     assert len(figures) >= 3 and all(img["width"] > 100 and img["height"] > 100 for img in figures), figures
     assert "Launch on Binder" in report["text"] and "Download notebook" in report["text"]
+
+
+def test_search_finds_the_notebooks_in_chromium(served_site, tmp_path):
+    shot = tmp_path / "search.png"
+    report = browse("page", served_site + "search.html?q=membership+inference", shot)
+    assert_page_reads_well(report, shot)
+    assert report["search_results"] >= 2, report["search_results"]
+    assert any("01_differential_privacy" in link for link in report["links"]), report["links"][:20]
 
 
 def _api(port: int, token: str, path: str, method: str = "GET"):

@@ -6,7 +6,7 @@ report, so the checks themselves stay in the test.
 
     python website/browser_check.py page URL SCREENSHOT.png
         -> {"url", "title", "text", "raw_math", "math_rendered", "images": [{src, width, height}],
-            "console_errors", "page_errors", "failed_requests", "external_requests"}
+            "console_errors", "page_errors", "failed_requests", "external_requests", "search_results"}
     python website/browser_check.py lab URL SCREENSHOT.png
         -> {"url", "title", "kernel_status", "notebook_tab", "external_requests", ...}
 
@@ -71,6 +71,9 @@ def check_page(url: str, screenshot: str) -> dict:
             page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
             page.evaluate("() => MathJax.startup.promise")
         page.wait_for_load_state("networkidle")
+        if "search.html?q=" in url:  # Sphinx's search runs in the page, from searchindex.js
+            page.wait_for_selector("#search-results ul.search li", timeout=30000)
+        report["search_results"] = page.evaluate("() => document.querySelectorAll('ul.search li').length")
         images = page.evaluate("""() => Array.from(document.images).map(img => ({
             src: img.getAttribute('src').slice(0, 120), width: img.naturalWidth, height: img.naturalHeight,
             visible: !!(img.offsetWidth || img.offsetHeight || img.getClientRects().length)}))""")
