@@ -7,17 +7,18 @@ or attack models.
 Modules
 -------
 ``helpers.env``        :func:`setup`: seeds, determinism, quiet logs, plot style.
-``helpers.data``       offline datasets with seeded, stratified splits.
+``helpers.data``       offline datasets with seeded, stratified splits (WDBC also as phantom nucleus images).
+``helpers.images``     synthetic nucleus images rendered from WDBC rows, and measurements taken back from them.
 ``helpers.exercises``  exercises with automatic feedback (``check``, ``solution``).
 ``helpers.validation`` argument checks that raise ``ValueError`` naming the argument.
-``helpers.models``     small Keras models (logits out) and ``predict_proba`` for 1 or k logits.
+``helpers.models``     small Keras models (an MLP, a CNN; logits out) and ``predict_proba`` for 1 or k logits.
 ``helpers.dp``         DP mechanisms (Laplace on a safe grid, Gaussian, exponential), composition,
                        budget ledger, DP-SGD accounting (RDP and PLD: ``dp_sgd_epsilon``, ...).
 ``helpers.dp_training`` DP-SGD with Poisson subsampling (the algorithm ``dp_sgd_epsilon`` accounts for).
 ``helpers.privacy_attacks`` membership inference: scores, ROC/AUC with CIs, ε lower bounds (one-run canary audit).
 ``helpers.robustness`` adversarial attacks (FGSM, PGD, Square), robust accuracy, adversarial training.
 ``helpers.certify``    certified robustness by randomized smoothing (Cohen et al., 2019).
-``helpers.explain``    LIME explanations in original units, stability, deletion curves.
+``helpers.explain``    LIME explanations in original units and on nucleus superpixels, stability, deletion curves.
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
 ``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).
 ``helpers.scorecard``  ``audit()``: one model, four pillars, one table row; model cards.

@@ -23,8 +23,8 @@ runs the same sampling and clipping without noise (a matched control, no privacy
 
 Per-example gradient norms come from tensorflow-privacy's fast ("ghost") clipping
 (``fast_gradient_clipping.clip_grads.compute_gradient_norms``: Dense layers' per-example
-norms from one backward pass) when every trainable layer is in its registry; for other
-layers (a convolutional network) from the per-example Jacobian of the loss
+norms from one backward pass, and Conv2D layers' from :func:`conv2d_layer_computation`)
+when every trainable layer is in the registry; for other layers from the per-example Jacobian of the loss
 (:func:`clipped_sums`), which clips and sums the same terms. On the fast path, a second backward pass of the loss reweighted by
 ``mask_i * min(1, C / norm_i)`` gives the sum of the clipped gradients of the included
 examples. Each step gathers the included examples and pads them with zero-weight rows to
@@ -150,6 +150,64 @@ def _labels(y: np.ndarray, num_outputs: int) -> np.ndarray:
     return y.reshape(-1, 1).astype(np.float32) if num_outputs == 1 else y.astype(np.int64)
 
 
+def conv2d_layer_computation(layer_instance: Any, input_args: Sequence[Any], input_kwargs: Any, tape: Any,
+                             num_microbatches: Any = None) -> tuple[Any, Any, Any]:
+    """Fast-clipping registry function for ``tf.keras.layers.Conv2D`` (tensorflow-privacy's
+    registry interface, like its ``dense_layer_computation``).
+
+    The gradient of one example's loss with respect to the kernel is
+    ``sum_p patch_p ⊗ g_p`` over the output positions ``p``, where ``patch_p`` is the input
+    patch under the kernel at ``p`` (``tf.image.extract_patches``, with the layer's padding,
+    strides and dilation) and ``g_p`` the gradient of the summed loss with respect to the
+    layer's pre-activation output there; the bias gradient is ``sum_p g_p``. Their squared
+    norms, per example, are what fast clipping needs. Exact, not an approximation
+    (``tests/test_dp_training.py`` compares it with per-example Jacobians).
+    """
+    import tensorflow as tf
+
+    if input_kwargs:
+        raise ValueError("Conv2D layer calls should not receive kwargs")
+    if len(input_args) != 1:
+        raise ValueError("only layer inputs of length 1 are permitted")
+    if num_microbatches is not None:
+        raise ValueError("num_microbatches must be None: the course clips per example")
+    if layer_instance.data_format != "channels_last" or layer_instance.groups != 1:
+        raise ValueError("Conv2D must use channels_last data and groups=1 for fast clipping")
+    x = input_args[0]
+    activation = layer_instance.activation
+    layer_instance.activation = None
+    base_vars = layer_instance(x)  # pre-activation output (batch, height, width, filters)
+    tape.watch(base_vars)
+    layer_instance.activation = activation
+    outputs = activation(base_vars) if activation else base_vars
+    kh, kw = layer_instance.kernel_size
+
+    def sqr_norm_fn(grads):
+        patches = tf.image.extract_patches(x, sizes=[1, kh, kw, 1], strides=[1, *layer_instance.strides, 1],
+                                           rates=[1, *layer_instance.dilation_rate, 1],
+                                           padding=layer_instance.padding.upper())
+        rows = tf.shape(grads)[0]
+        g = tf.reshape(grads, [rows, -1, grads.shape[-1]])
+        per_example = tf.einsum("bpk,bpo->bko", tf.reshape(patches, [rows, -1, patches.shape[-1]]), g)
+        sqr = tf.reduce_sum(tf.square(per_example), axis=[1, 2])
+        if layer_instance.use_bias:
+            sqr += tf.reduce_sum(tf.square(tf.reduce_sum(g, axis=1)), axis=1)
+        return sqr
+
+    return base_vars, outputs, sqr_norm_fn
+
+
+def layer_registry() -> Any:
+    """tensorflow-privacy's default fast-clipping registry (Dense, Embedding, ...) plus
+    :func:`conv2d_layer_computation` for ``Conv2D``."""
+    import tensorflow as tf
+    from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry as tfp_registry
+
+    registry = tfp_registry.make_default_layer_registry()
+    registry.insert(tf.keras.layers.Conv2D, conv2d_layer_computation)
+    return registry
+
+
 def check_no_batch_mixing(model: Any) -> None:
     """Raise ``ValueError`` if ``model`` has a layer that mixes the examples of a batch
     (batch normalisation): per-example clipping would no longer bound one example's influence."""
@@ -179,8 +237,8 @@ class _FastClippingDPSGD:
     """One traced Poisson DP-SGD step for any Keras model without batch-mixing layers.
 
     Per-example gradient norms come from tensorflow-privacy's fast ("ghost") clipping when
-    every trainable layer is in its registry (Dense, Embedding, ...); otherwise (e.g. a
-    ``Conv2D``) from the per-example Jacobian of the loss (:func:`clipped_sums`), slower
+    every trainable layer is in :func:`layer_registry` (Dense, Embedding, Conv2D, ...);
+    otherwise from the per-example Jacobian of the loss (:func:`clipped_sums`), slower
     but exact for any layer. Both compute the same clipped sum; ``jacobian=True`` forces the
     Jacobian path, ``None`` chooses.
     """
@@ -189,12 +247,11 @@ class _FastClippingDPSGD:
                  learning_rate: float, seed: int, jacobian: bool | None = None) -> None:
         import tensorflow as tf
         from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads, gradient_clipping_utils
-        from tensorflow_privacy.privacy.fast_gradient_clipping import layer_registry
 
         from helpers.models import loss_for
 
         check_no_batch_mixing(model)
-        registry = layer_registry.make_default_layer_registry()
+        registry = layer_registry()
         if not gradient_clipping_utils.has_internal_compute_graph(model):
             raise ValueError("model must be a Keras Sequential or functional model")
         registered = gradient_clipping_utils.all_trainable_layers_are_registered(model, registry)
@@ -269,8 +326,9 @@ def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, no
     ----------
     model:
         A logit-output Keras ``Sequential`` or functional model without batch normalisation.
-        Dense layers (e.g. :func:`helpers.models.mlp`) use tensorflow-privacy's fast clipping;
-        other layers (``Conv2D``, ...) per-example Jacobians, the same algorithm, slower.
+        Dense and Conv2D layers (e.g. :func:`helpers.models.mlp`) use fast clipping
+        (:func:`layer_registry`); other trainable layers per-example Jacobians, the same
+        algorithm, slower.
     X, y:
         Training inputs and labels (0/1 for a single logit, class indices otherwise).
     epochs:

@@ -44,6 +44,67 @@ def mlp(input_shape: int | Sequence[int], num_outputs: int, hidden: Sequence[int
     return tf.keras.Sequential(layers, name=name)
 
 
+def _stain_normalisation_layer():
+    """The Keras layer class of :func:`cnn`'s first step, made once (Keras needs one class)."""
+    import tensorflow as tf
+
+    global _StainNormalisation
+    if _StainNormalisation is None:
+        class StainNormalisation(tf.keras.layers.Layer):
+            """Per-image standardisation: ``(x - mean(x)) / (std(x) + 1e-3)`` over each image's
+            pixels. A different slide brightness or stain contrast (an affine change of the
+            grey levels) gives the same output; no weights, and no mixing of the examples
+            of a batch (each image uses its own statistics), so DP-SGD's per-example
+            clipping still bounds one patient's influence."""
+
+            def call(self, x):
+                mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+                std = tf.math.reduce_std(x, axis=[1, 2, 3], keepdims=True)
+                return (x - mean) / (std + 1e-3)
+
+        _StainNormalisation = StainNormalisation
+    return _StainNormalisation
+
+
+_StainNormalisation = None
+
+
+def cnn(input_shape: Sequence[int] = (32, 32, 1), num_outputs: int = 1, filters: Sequence[int] = (8, 16, 16),
+        seed: int = 0, name: str = "cnn"):
+    """A small convolutional network with ``num_outputs`` logits (uncompiled).
+
+    Per-image stain normalisation, then 3x3 ReLU convolutions with ``filters`` channels
+    (2x2 max-pooling between them), global average pooling and one dense layer of logits:
+    3,585 weights with the defaults. Every trainable layer (Conv2D, Dense) has a
+    fast-clipping rule (:func:`helpers.dp_training.layer_registry`), and no layer mixes
+    the examples of a batch, so :func:`helpers.dp_training.dp_sgd_fit` trains it privately.
+    """
+    import tensorflow as tf
+
+    num_outputs = validation.positive_int("num_outputs", num_outputs)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or any(d < 1 for d in shape):
+        raise ValueError(f"input_shape must be (height, width, channels) with positive sizes, got {input_shape!r}")
+    if not filters:
+        raise ValueError("filters must list at least one convolution width")
+    for width in filters:
+        validation.positive_int("filters", width)
+    if min(shape[:2]) < 2 ** (len(filters) - 1):
+        raise ValueError(f"input_shape must be at least {2 ** (len(filters) - 1)} pixels per side for "
+                         f"{len(filters)} convolutions with pooling, got {shape[:2]}")
+    layers: list = [tf.keras.Input(shape=shape), _stain_normalisation_layer()(name="stain_normalisation")]
+    for i, width in enumerate(filters):
+        if i:
+            layers.append(tf.keras.layers.MaxPooling2D(2))
+        layers.append(tf.keras.layers.Conv2D(width, 3, padding="same", activation="relu",
+                                             kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + i)))
+    layers += [tf.keras.layers.GlobalAveragePooling2D(),
+               tf.keras.layers.Dense(num_outputs, kernel_initializer=tf.keras.initializers.GlorotUniform(
+                   seed=seed + len(filters)))]
+    return tf.keras.Sequential(layers, name=name)
+
+
 def loss_for(num_outputs: int, reduction: str = "auto"):
     """The from-logits cross-entropy that matches a model with ``num_outputs`` logits.
 

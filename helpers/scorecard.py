@@ -52,6 +52,7 @@ from helpers import validation
 COLUMNS: dict[str, str] = {
     "model": "name of the model",
     "evaluated_on": "'test' (report) or 'validation' (model selection): the patients every metric below uses",
+    "modality": "'table' (rows of features) or 'image' (grey-level images): what the model reads",
     "accuracy": "accuracy on the evaluation patients at the operating point",
     "accuracy_low": "95 % Wilson interval, lower end", "accuracy_high": "95 % Wilson interval, upper end",
     "auc": "ROC AUC on the test patients (threshold-free)",
@@ -77,7 +78,7 @@ COLUMNS: dict[str, str] = {
                           "not a proof about the training algorithm"),
     "empirical_epsilon_ceiling": "the largest empirical ε these member counts can ever show (a perfect attack)",
     "n_members": "members (= non-members) in the membership audit",
-    "robust_eps": "L∞ radius of the PGD attack, in the model's input units",
+    "robust_eps": "L∞ radius of the PGD attack, in the model's input units (grey levels in [0, 1] for images)",
     "robust_accuracy": ("accuracy of the test subset under that attack, worst case over the losses and restarts "
                         "(0 eps: clean)"),
     "robust_accuracy_low": "95 % Wilson interval, lower end", "robust_accuracy_high": "upper end",
@@ -95,7 +96,8 @@ COLUMNS: dict[str, str] = {
     "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
     "explanation_stability_low": "95 % percentile bootstrap over the explained patients, lower end",
     "explanation_stability_high": "upper end",
-    "n_explained": "patients explained", "lime_features": "k of the top-k feature sets compared",
+    "n_explained": "patients explained",
+    "lime_features": "k of the top-k feature sets compared (superpixels for images)",
     "train_seconds": "training time in seconds (nan: not given)",
 }
 
@@ -166,7 +168,9 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
           attack_steps: int = 20, attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"),
           input_check: Callable[[np.ndarray], np.ndarray] | None = None, n_robust: int = 100, n_explained: int = 3, explain_seeds: Sequence[int] = (0, 1, 2),
           lime_samples: int = 1000, num_features: int = 5, n_members: int | None = None,
-          train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0) -> dict[str, Any]:
+          train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0,
+          input_range: tuple[float, float] | None = None,
+          segment_fn: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
 
     Parameters
@@ -175,7 +179,9 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         A trained Keras model with one logit (or two) for classes 0/1 (checked first: a
         sigmoid or softmax last layer raises ``ValueError`` before anything slow runs).
     data:
-        A :class:`helpers.data.Split`: ``X_train, y_train`` **must be exactly the patients
+        A :class:`helpers.data.Split` (a table: rows of features), or an image split such as
+        :class:`helpers.data.ImageSplit` (``X_*`` of shape ``(n, height, width, 1)``, grey
+        levels): the row's ``modality`` says which. ``X_train, y_train`` **must be exactly the patients
         the model was trained on** (they are the members of the membership audit);
         ``X_test, y_test`` are new patients (test metrics, non-members, attacks, LIME).
         LIME explains in original units when the split is standardized.
@@ -221,6 +227,16 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
         seeds) for ``n_explained`` evaluation patients, ``lime_samples`` samples each;
         the interval is a percentile bootstrap over those patients (crude for a few).
+        For images the features are superpixels (see ``segment_fn``), and a superpixel
+        switched off is painted with the image's median grey level.
+    input_range:
+        ``(low, high)`` bounds of a valid input, kept by every attack (PGD clips to them).
+        Default: unbounded for tables, ``(0.0, 1.0)`` for images (grey levels; the radius
+        ``robust_eps`` is then in grey levels, e.g. ``4 / 255``).
+    segment_fn:
+        Images only: ``image -> segments`` (an ``(h, w)`` label array, or a ``(segments,
+        kinds)`` pair) for LIME; default :func:`helpers.explain.nucleus_segments`
+        (superpixels that follow the nuclei).
     n_members:
         Members (and as many non-members) in the membership audit; default as many as
         the smaller of the two sets allows.
@@ -262,7 +278,11 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     seed = validation.positive_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     X_train, y_train = np.asarray(data.X_train, np.float32), np.asarray(data.y_train).reshape(-1)
+    modality = _modality(X_train)
     robustness.check_model(model, X_train)  # logits, not probabilities: fail before the slow parts
+    clip = _input_range(input_range, modality, X_train, np.asarray(data.X_test, np.float32))
+    if segment_fn is not None and not callable(segment_fn):
+        raise ValueError(f"segment_fn must be a function image -> segments, got {type(segment_fn).__name__}")
     if X_val is not None:
         X_val, y_val = np.asarray(X_val, np.float32), np.asarray(y_val).reshape(-1)
         shared = _shared_rows(X_val, X_train)
@@ -287,7 +307,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     p_eval = predict_proba(model, X_eval)[:, 1]
     clinical = metrics.clinical_metrics(y_eval, p_eval, threshold, n_resamples=n_resamples, rng=seed)
     clinical.update(metrics.predictive_values(y_eval, p_eval, threshold))
-    row: dict[str, Any] = {"model": name, "evaluated_on": evaluate_on}
+    row: dict[str, Any] = {"model": name, "evaluated_on": evaluate_on, "modality": modality}
     for key, est in clinical.items():
         row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
     row.update(threshold=float(threshold), target_sensitivity=target, n_test=len(y_eval),
@@ -307,7 +327,8 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
 
     # Robustness: L∞ PGD on a seeded subset of evaluation patients (all of them if n_robust allows).
     idx = _subset(len(X_eval), n_robust, rng)
-    attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed)
+    attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed,
+                  clip_min=clip[0], clip_max=clip[1])
     robust = float(robustness.robust_accuracy(model, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
     kept = int(round(robust * len(idx)))
     malignant = idx[y_eval[idx] == 1]
@@ -320,7 +341,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     validated = rejected = val_low = val_high = math.nan
     if input_check is not None:
         validated, rejected = _validated_robustness(model, X_eval[idx], y_eval[idx], robust_eps, input_check,
-                                                    losses, attack_steps, attack_restarts, seed)
+                                                    losses, attack_steps, attack_restarts, seed, clip)
         val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
     row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
                validated_robust_accuracy_high=val_high, attacks_rejected=rejected)
@@ -332,11 +353,16 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
                attack_restarts=attack_restarts, attack_losses="+".join(losses), n_robust=len(idx))
 
     # Transparency: are the LIME explanations of a few evaluation patients stable over seeds?
-    split = data if getattr(data, "mean", None) is not None else None
-    stabilities = [explain.explanation_stability(model, X_train, X_eval[i], data.feature_names, data.class_names,
-                                                 num_features=num_features, num_samples=lime_samples,
-                                                 seeds=tuple(explain_seeds), split=split)
-                   for i in range(min(n_explained, len(X_eval)))]
+    if modality == "image":
+        stabilities = [_image_stability(model, X_eval[i], segment_fn, num_features, lime_samples, explain_seeds)
+                       for i in range(min(n_explained, len(X_eval)))]
+    else:
+        split = data if getattr(data, "mean", None) is not None else None
+        stabilities = [explain.explanation_stability(model, X_train, X_eval[i], data.feature_names,
+                                                     data.class_names, num_features=num_features,
+                                                     num_samples=lime_samples, seeds=tuple(explain_seeds),
+                                                     split=split)
+                       for i in range(min(n_explained, len(X_eval)))]
     stab_low, stab_high = _bootstrap_mean(stabilities, n_resamples, np.random.default_rng(seed))
     row.update(explanation_stability=float(np.mean(stabilities)) if stabilities else math.nan,
                explanation_stability_low=stab_low, explanation_stability_high=stab_high,
@@ -346,8 +372,50 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     return row
 
 
+def _modality(X: np.ndarray) -> str:
+    """``"table"`` for ``(n, features)``, ``"image"`` for ``(n, height, width, channels)``."""
+    if X.ndim == 2:
+        return "table"
+    if X.ndim == 4:
+        return "image"
+    raise ValueError(f"data.X_train must be a table (n, features) or images (n, height, width, channels), "
+                     f"got shape {X.shape}")
+
+
+def _input_range(input_range: Any, modality: str, *arrays: np.ndarray) -> tuple[float | None, float | None]:
+    """Validated ``(low, high)`` for the attacks (``(None, None)``: unbounded)."""
+    if input_range is None:
+        if modality == "table":
+            return None, None
+        input_range = (0.0, 1.0)
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_range must be a pair (low, high) of numbers, got {input_range!r}") from None
+    if not low < high:
+        raise ValueError(f"input_range must have low < high, got {input_range!r}")
+    for X in arrays:
+        if X.size and (X.min() < low or X.max() > high):
+            raise ValueError(f"input_range must contain every input: ({low:g}, {high:g}) does not contain values in "
+                             f"[{X.min():.4g}, {X.max():.4g}]")
+    return low, high
+
+
+def _image_stability(model: Any, image: np.ndarray, segment_fn: Callable | None, num_features: int,
+                     lime_samples: int, seeds: Sequence[int]) -> float:
+    from helpers import explain
+
+    segments = (segment_fn or explain.nucleus_segments)(image)
+    if isinstance(segments, tuple):
+        segments = segments[0]
+    return explain.image_explanation_stability(model, image, np.asarray(segments), num_features=num_features,
+                                               num_samples=lime_samples, seeds=tuple(seeds),
+                                               hide_color=float(np.median(image)))
+
+
 def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, input_check: Callable,
-                          losses: Sequence[str], steps: int, restarts: int, seed: int) -> tuple[float, float]:
+                          losses: Sequence[str], steps: int, restarts: int, seed: int,
+                          clip: tuple[Any, Any] = (None, None)) -> tuple[float, float]:
     """(share of patients no check-passing attack record flips, share of flipped patients
     whose every flipping record is rejected), over every loss and restart of L∞ PGD."""
     from helpers import robustness
@@ -359,7 +427,8 @@ def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, 
     passed_flip = np.zeros(len(y), dtype=bool)
     for restart in range(restarts):
         for loss in losses:
-            adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=seed + restart, loss=loss)
+            adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=seed + restart, loss=loss,
+                                 clip_min=clip[0], clip_max=clip[1])
             flips = predict_proba(model, adv).argmax(axis=1) != y
             rejected = np.asarray(input_check(adv), dtype=bool).reshape(-1)
             if rejected.shape != flips.shape:

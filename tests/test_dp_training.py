@@ -256,6 +256,34 @@ def test_jacobian_path_computes_the_same_private_step_as_fast_clipping():
     assert not np.allclose(trained[0], _flat(models.mlp(10, 3, hidden=(6,), seed=1)))
 
 
+@pytest.mark.parametrize("padding, strides, bias", [("same", 1, True), ("valid", 2, False)])
+def test_conv2d_fast_clipping_matches_per_example_jacobians(padding, strides, bias):
+    """The Conv2D registry function's per-example gradient norms give the same private
+    updates as exact per-example Jacobians."""
+    import tensorflow as tf
+
+    from helpers import dp_training
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 7, 7, 2)).astype(np.float32)
+    y = rng.integers(0, 2, 24)
+    masks = dp_training.poisson_masks(24, 8, 2, np.random.default_rng(1))
+    trained = []
+    for jacobian in (False, True):
+        tf.keras.utils.set_random_seed(3)
+        model = tf.keras.Sequential([tf.keras.Input((7, 7, 2)),
+                                     tf.keras.layers.Conv2D(3, 3, strides=strides, padding=padding, use_bias=bias,
+                                                            activation="relu"),
+                                     tf.keras.layers.GlobalAveragePooling2D(), tf.keras.layers.Dense(1)])
+        start = _flat(model)
+        trainer = dp_training._FastClippingDPSGD(model, 0.5, 0.05, 8.0, 1.0, seed=2, jacobian=jacobian)
+        assert trainer.fast is not jacobian
+        trainer.run(X, y.reshape(-1, 1).astype(np.float32), masks, int(masks.sum(axis=1).max()))
+        trained.append(_flat(model))
+    np.testing.assert_allclose(trained[0], trained[1], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(trained[0], start)
+
+
 def test_dp_sgd_fit_trains_a_convolutional_network():
     import tensorflow as tf
 

@@ -586,3 +586,73 @@ def test_kernel_shap_sees_through_a_lime_scaffold_but_not_an_adapted_one(diabete
     assert sum(r == 1 for r in ranks["lime"]) >= 6, ranks
     assert sum(r == 1 for r in ranks["shap"]) <= 2, ranks
     assert ranks["shap real"] < ranks["lime real"] - 0.2
+
+
+def _dark_area_model():
+    """A Keras model whose logit is 5 - 10 * (mean grey level): darker images read as class 1."""
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input((32, 32, 1)), tf.keras.layers.GlobalAveragePooling2D(),
+                                 tf.keras.layers.Dense(1)])
+    model.layers[-1].set_weights([np.array([[-10.0]], np.float32), np.array([5.0], np.float32)])
+    return model
+
+
+def test_nucleus_segments_follow_the_nuclei():
+    from helpers import data, explain
+
+    d = data.load_nuclei_images(seed=0)
+    image = d.X_test[0, ..., 0]
+    segments, kinds = explain.nucleus_segments(image, tiles=4)
+    assert segments.shape == image.shape and segments.min() == 0
+    assert sorted(np.unique(segments).tolist()) == list(range(len(kinds)))  # every label used, consecutive
+    assert set(kinds) == set(explain.SEGMENT_KINDS) and kinds.count("boundary") == 3  # three nuclei per image
+    assert kinds.count("background") <= 16
+    # nuclei are dark: their interiors are darker than the background, their boundaries in between
+    mean = {kind: image[np.isin(segments, [i for i, k in enumerate(kinds) if k == kind])].mean()
+            for kind in explain.SEGMENT_KINDS}
+    assert mean["interior"] < mean["boundary"] < mean["background"]
+    again, _ = explain.nucleus_segments(image, tiles=4)
+    np.testing.assert_array_equal(segments, again)
+    with pytest.raises(ValueError, match="constant"):
+        explain.nucleus_segments(np.full((32, 32), 0.5))
+    with pytest.raises(ValueError, match="ring"):
+        explain.nucleus_segments(image, ring=0)
+
+
+def test_segment_deletion_curve_paints_segments_in_order():
+    from helpers import explain
+
+    model = _dark_area_model()
+    image = np.full((32, 32), 0.9, np.float32)
+    image[4:12, 4:12] = 0.2
+    segments = np.zeros((32, 32), int)
+    segments[4:12, 4:12] = 1
+    segments[20:, 20:] = 2
+    curve = explain.segment_deletion_curve(model, image, segments, [1, 2], fill=0.9)
+    expected = [5 - 10 * image.mean(), 5 - 10 * 0.9, 5 - 10 * 0.9]
+    np.testing.assert_allclose(curve, expected, rtol=1e-5)
+    assert curve.shape == (3,)
+    np.testing.assert_allclose(explain.segment_deletion_curve(model, image, segments, [], fill=0.9), expected[:1],
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="ranking"):
+        explain.segment_deletion_curve(model, image, segments, [1, 1], fill=0.9)
+    with pytest.raises(ValueError, match="segments"):
+        explain.segment_deletion_curve(model, image, segments[:10], [1], fill=0.9)
+
+
+def test_image_explanation_stability_is_one_for_one_seed_twice_and_ranks_the_dark_segment():
+    from helpers import explain
+
+    model = _dark_area_model()
+    image = np.full((32, 32), 0.9, np.float32)
+    image[4:12, 4:12] = 0.2
+    segments = explain.grid_segments((32, 32), patch=8)
+    assert explain.image_explanation_stability(model, image, segments, num_features=2, num_samples=200,
+                                               seeds=(3, 3)) == 1.0
+    explanation = explain.explain_image(model, image, label=1, segments=segments, num_samples=300, seed=0,
+                                        hide_color=0.9)
+    best = max(explanation.local_exp[1], key=lambda t: t[1])[0]
+    assert best == segments[4, 4]   # the dark square is the evidence for class 1
+    with pytest.raises(ValueError, match="seeds"):
+        explain.image_explanation_stability(model, image, segments, seeds=(0,))

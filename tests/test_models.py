@@ -42,3 +42,33 @@ def test_mlp_bad_arguments(kwargs, match):
     args = dict(input_shape=3, num_outputs=2) | kwargs
     with pytest.raises(ValueError, match=match):
         models.mlp(**args)
+
+
+def test_cnn_is_small_invariant_to_stain_and_trainable_privately():
+    import tensorflow as tf
+
+    from helpers import dp_training, models
+
+    model = models.cnn(seed=0)
+    assert model.count_params() == 3585 and model.output_shape == (None, 1)
+    x = np.random.default_rng(0).uniform(0.2, 0.9, (4, 32, 32, 1)).astype(np.float32)
+    # a brighter slide with weaker staining (an affine change of the grey levels) reads the same
+    np.testing.assert_allclose(models.logits(model, 0.5 * x + 0.4), models.logits(model, x), rtol=1e-3, atol=1e-3)
+    assert not np.allclose(models.logits(model, x[::-1]), models.logits(model, x))
+    same = models.cnn(seed=0)
+    for a, b in zip(same.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    trainer = dp_training._FastClippingDPSGD(model, 1.0, 1.0, 8.0, 0.1, seed=0)
+    assert trainer.fast   # Conv2D and Dense are in the fast-clipping registry
+    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in model.layers)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"input_shape": (32, 32)}, "input_shape"),
+                                           ({"filters": ()}, "filters"), ({"filters": (4, 0)}, "filters"),
+                                           ({"input_shape": (3, 3, 1)}, "input_shape"),
+                                           ({"num_outputs": 0}, "num_outputs")])
+def test_cnn_rejects_bad_arguments(kwargs, match):
+    from helpers import models
+
+    with pytest.raises(ValueError, match=match):
+        models.cnn(**kwargs)

@@ -410,3 +410,56 @@ def test_input_validator_accepts_real_records_and_rejects_impossible_ones():
     assert check(broken).all()
     with pytest.raises(ValueError, match="split"):
         scorecard.input_validator(object(), reference)
+
+
+@pytest.fixture(scope="module")
+def image_fixture():
+    """The course CNN trained on 120 phantom nucleus images (issue 13)."""
+    from helpers import data, models, robustness
+
+    d = data.load_nuclei_images(seed=0)
+    small = dataclasses.replace(d, X_train=d.X_train[:120], y_train=d.y_train[:120], X_test=d.X_test[:50],
+                                y_test=d.y_test[:50])
+    model = models.cnn(seed=0)
+    robustness.adversarial_fit(model, small.X_train, small.y_train, 0.0, attack="none", num_epochs=30,
+                               batch_size=32, learning_rate=3e-3, seed=0)
+    return model, small, (d.X_train[120:180], d.y_train[120:180])
+
+
+def test_audit_audits_an_image_model(image_fixture):
+    model, small, (X_val, y_val) = image_fixture
+    kwargs = dict(X_val=X_val, y_val=y_val, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
+                  lime_samples=200, n_resamples=100, seed=0)
+    clean = scorecard.audit(model, small, name="cnn", robust_eps=0.0, **kwargs)
+    attacked = scorecard.audit(model, small, name="cnn", robust_eps=8 / 255, **kwargs)
+    assert clean["modality"] == attacked["modality"] == "image" and set(scorecard.COLUMNS) <= set(attacked)
+    assert 0.5 < clean["auc"] <= 1 and clean["n_test"] == 50 and clean["n_members"] == 50
+    assert clean["robust_accuracy"] <= 1 and attacked["robust_accuracy"] < clean["robust_accuracy"]
+    assert attacked["robust_sensitivity"] <= clean["robust_sensitivity"]
+    assert 0 <= attacked["explanation_stability"] <= 1 and attacked["lime_features"] == 5
+    # the attack keeps grey levels in [0, 1]: an impossible range is refused before anything slow runs
+    with pytest.raises(ValueError, match="input_range"):
+        scorecard.audit(model, small, input_range=(0.0, 0.5), **kwargs)
+    with pytest.raises(ValueError, match="input_range"):
+        scorecard.audit(model, small, input_range=(1.0, 0.0), **kwargs)
+    with pytest.raises(ValueError, match="segment_fn"):
+        scorecard.audit(model, small, segment_fn="slic", **kwargs)
+    flat = dataclasses.replace(small, X_train=small.X_train[..., 0], X_test=small.X_test[..., 0])
+    with pytest.raises(ValueError, match="X_train"):
+        scorecard.audit(model, flat, **kwargs)
+
+
+def test_image_audit_uses_the_given_superpixels(image_fixture):
+    from helpers import explain
+
+    model, small, (X_val, y_val) = image_fixture
+    calls = []
+
+    def grid(image):
+        calls.append(image.shape)
+        return explain.grid_segments((32, 32), patch=8)
+
+    row = scorecard.audit(model, small, X_val=X_val, y_val=y_val, robust_eps=2 / 255, attack_steps=3, n_robust=10,
+                          n_explained=2, explain_seeds=(0, 1), lime_samples=100, n_resamples=50,
+                          segment_fn=grid)
+    assert calls == [(32, 32, 1), (32, 32, 1)] and row["n_explained"] == 2
