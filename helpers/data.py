@@ -42,6 +42,14 @@ DIABETES_COLUMNS: dict[str, str] = {
 }
 
 
+def _sizes(split) -> str:
+    """``"train n (class a, class b); test m (...)"``: sizes and class balance of a split."""
+    def balance(y: np.ndarray) -> str:
+        counts = np.bincount(y, minlength=len(split.class_names))
+        return ", ".join(f"{name} {count}" for name, count in zip(split.class_names, counts))
+    return f"train {len(split.y_train)} ({balance(split.y_train)}); test {len(split.y_test)} ({balance(split.y_test)})"
+
+
 @dataclass(frozen=True)
 class Split:
     """A train/test split with the names needed to read it.
@@ -74,12 +82,7 @@ class Split:
 
     def describe(self) -> str:
         """One line: sizes and class balance of both splits."""
-        def balance(y: np.ndarray) -> str:
-            counts = np.bincount(y, minlength=len(self.class_names))
-            return ", ".join(f"{name} {count}" for name, count in zip(self.class_names, counts))
-        return (f"train {len(self.y_train)} ({balance(self.y_train)}); "
-                f"test {len(self.y_test)} ({balance(self.y_test)}); "
-                f"{self.X_train.shape[1:]} features per example")
+        return f"{_sizes(self)}; {self.X_train.shape[1:]} features per example"
 
 
 def stratified_split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -189,12 +192,7 @@ class ImageSplit:
 
     def describe(self) -> str:
         """One line: sizes and class balance of both splits, and the image shape."""
-        def balance(y: np.ndarray) -> str:
-            counts = np.bincount(y, minlength=len(self.class_names))
-            return ", ".join(f"{name} {count}" for name, count in zip(self.class_names, counts))
-        return (f"train {len(self.y_train)} ({balance(self.y_train)}); "
-                f"test {len(self.y_test)} ({balance(self.y_test)}); "
-                f"{self.X_train.shape[1:]} synthetic image per patient (render_seed {self.render_seed})")
+        return f"{_sizes(self)}; {self.X_train.shape[1:]} synthetic image per patient (render_seed {self.render_seed})"
 
 
 def load_nuclei_images(test_size: float = 0.25, seed: int = 0, size: int = 32, render_seed: int = 0) -> ImageSplit:
