@@ -740,6 +740,41 @@ def image_explanation_stability(model: Any, image: Any, segments: np.ndarray, nu
     return float(np.mean([jaccard(a, b) for a, b in itertools.combinations(tops, 2)]))
 
 
+def superpixel_evidence(model: Any, image: Any, label: int = 1, num_deleted: int = 5, num_samples: int = 1000,
+                        num_random: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Where LIME finds the evidence for ``label`` in a nucleus image, and a deletion test of it.
+
+    Segments the image with :func:`nucleus_segments`, explains it with :func:`explain_image`
+    (switched-off superpixels painted with the image's median grey level, the background),
+    and returns ``{"share": {kind: share of the positive LIME weight on superpixels of that
+    kind}, "drop": logit drop after painting over the ``num_deleted`` superpixels LIME ranks
+    highest, "drop_random": mean drop over ``num_random`` random sets of as many superpixels,
+    "segments", "kinds", "explanation"}``. A faithful explanation drops the logit more than
+    random superpixels do. Seeded by ``seed`` (LIME and the random orders).
+    """
+    num_deleted = validation.positive_int("num_deleted", num_deleted)
+    num_random = validation.positive_int("num_random", num_random)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    image = _grey_image(image)
+    segments, kinds = nucleus_segments(image)
+    fill = float(np.median(image))
+    explanation = explain_image(model, image, label=label, segments=segments, num_samples=num_samples, seed=seed,
+                                hide_color=fill)
+    weights = dict(explanation.local_exp[explanation.explained_label])
+    positive = {s: w for s, w in weights.items() if w > 0}
+    total = sum(positive.values())
+    share = {kind: (sum(w for s, w in positive.items() if kinds[s] == kind) / total if total > 0 else 0.0)
+             for kind in SEGMENT_KINDS}
+    k = min(num_deleted, len(kinds))
+    top = sorted(weights, key=lambda s: -weights[s])[:k]
+    curve = segment_deletion_curve(model, image, segments, top, fill, explanation.explained_label)
+    rng = np.random.default_rng(seed)
+    random_drops = [curve[0] - segment_deletion_curve(model, image, segments, rng.permutation(len(kinds))[:k], fill,
+                                                      explanation.explained_label)[-1] for _ in range(num_random)]
+    return {"share": share, "drop": float(curve[0] - curve[-1]), "drop_random": float(np.mean(random_drops)),
+            "segments": segments, "kinds": kinds, "explanation": explanation}
+
+
 def image_weights(explanation: Any, label: int | None = None) -> np.ndarray:
     """LIME's segment weights painted onto the image grid: an ``(h, w)`` array."""
     label = explanation.explained_label if label is None else label

@@ -656,3 +656,20 @@ def test_image_explanation_stability_is_one_for_one_seed_twice_and_ranks_the_dar
     assert best == segments[4, 4]   # the dark square is the evidence for class 1
     with pytest.raises(ValueError, match="seeds"):
         explain.image_explanation_stability(model, image, segments, seeds=(0,))
+
+
+def test_superpixel_evidence_finds_the_dark_nucleus_and_beats_random_deletion():
+    from helpers import explain
+
+    model = _dark_area_model()
+    image = np.full((32, 32), 0.9, np.float32) + np.random.default_rng(0).normal(0, 0.01, (32, 32)).astype(np.float32)
+    image[4:12, 4:12] = 0.2   # one dark nucleus: the only evidence for class 1
+    out = explain.superpixel_evidence(model, image, num_deleted=2, num_samples=300, num_random=5, seed=0)
+    assert set(out["share"]) == set(explain.SEGMENT_KINDS) and out["kinds"].count("boundary") == 1
+    assert out["share"]["boundary"] + out["share"]["interior"] > 0.9   # the evidence sits on the nucleus
+    assert out["drop"] > out["drop_random"] > -1e-6
+    assert out["drop"] == pytest.approx(10 * (0.9 - 0.2) * 64 / 1024, rel=0.2)   # the whole nucleus painted over
+    again = explain.superpixel_evidence(model, image, num_deleted=2, num_samples=300, num_random=5, seed=0)
+    assert again["drop"] == out["drop"] and again["drop_random"] == out["drop_random"]
+    with pytest.raises(ValueError, match="num_deleted"):
+        explain.superpixel_evidence(model, image, num_deleted=0)
