@@ -634,7 +634,7 @@ def explain_image(model: Any, image: np.ndarray, label: int | None = None, segme
     with _silent(), mock.patch.object(lime_image, "tqdm", lambda iterable, *a, **k: iterable):
         explanation = explainer.explain_instance(
             image, predict_fn, labels=(label,), top_labels=None, hide_color=hide_color,
-            num_features=int(segments.max()) + 1, num_samples=num_samples, batch_size=num_samples,
+            num_features=int(segments.max()) + 1, num_samples=num_samples, batch_size=min(num_samples, 100),
             segmentation_fn=lambda img: segments, random_seed=seed)
     explanation.explained_label = label
     explanation.segments = segments
@@ -747,7 +747,8 @@ def superpixel_evidence(model: Any, image: Any, label: int = 1, num_deleted: int
     Segments the image with :func:`nucleus_segments`, explains it with :func:`explain_image`
     (switched-off superpixels painted with the image's median grey level, the background),
     and returns ``{"share": {kind: share of the positive LIME weight on superpixels of that
-    kind}, "drop": logit drop after painting over the ``num_deleted`` superpixels LIME ranks
+    kind}, "density": {kind: signed LIME weight per pixel of that kind (superpixels differ in
+    size: a boundary ring holds more pixels than an interior)}, "drop": logit drop after painting over the ``num_deleted`` superpixels LIME ranks
     highest, "drop_random": mean drop over ``num_random`` random sets of as many superpixels,
     "segments", "kinds", "explanation"}``. A faithful explanation drops the logit more than
     random superpixels do. Seeded by ``seed`` (LIME and the random orders).
@@ -765,13 +766,18 @@ def superpixel_evidence(model: Any, image: Any, label: int = 1, num_deleted: int
     total = sum(positive.values())
     share = {kind: (sum(w for s, w in positive.items() if kinds[s] == kind) / total if total > 0 else 0.0)
              for kind in SEGMENT_KINDS}
+    density = {}
+    for kind in SEGMENT_KINDS:
+        labels = [s for s, k in enumerate(kinds) if k == kind]
+        pixels = int(np.isin(segments, labels).sum())
+        density[kind] = sum(weights.get(s, 0.0) for s in labels) / pixels if pixels else 0.0
     k = min(num_deleted, len(kinds))
     top = sorted(weights, key=lambda s: -weights[s])[:k]
     curve = segment_deletion_curve(model, image, segments, top, fill, explanation.explained_label)
     rng = np.random.default_rng(seed)
     random_drops = [curve[0] - segment_deletion_curve(model, image, segments, rng.permutation(len(kinds))[:k], fill,
                                                       explanation.explained_label)[-1] for _ in range(num_random)]
-    return {"share": share, "drop": float(curve[0] - curve[-1]), "drop_random": float(np.mean(random_drops)),
+    return {"share": share, "density": density, "drop": float(curve[0] - curve[-1]), "drop_random": float(np.mean(random_drops)),
             "segments": segments, "kinds": kinds, "explanation": explanation}
 
 

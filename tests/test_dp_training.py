@@ -239,8 +239,8 @@ def test_train_mlp_bad_arguments(kwargs, message):
 
 
 def test_jacobian_path_computes_the_same_private_step_as_fast_clipping():
-    """Models with unregistered layers (Conv2D) take the per-example Jacobian path; on a Dense
-    model both paths must give the same clipped, noised updates (same masks and seeds)."""
+    """Models with layers outside the fast-clipping registry take the per-example Jacobian path;
+    on a Dense model both paths must give the same clipped, noised updates (same masks and seeds)."""
     from helpers import dp_training, models
 
     X, y = _toy(n=40)
@@ -282,6 +282,25 @@ def test_conv2d_fast_clipping_matches_per_example_jacobians(padding, strides, bi
         trained.append(_flat(model))
     np.testing.assert_allclose(trained[0], trained[1], rtol=1e-4, atol=1e-6)
     assert not np.allclose(trained[0], start)
+
+
+def test_course_cnn_fast_clipping_matches_per_example_jacobians():
+    """The course's own CNN (stain normalisation, three convolutions, max-pooling, global
+    average pooling): fast clipping and per-example Jacobians give the same private updates."""
+    from helpers import dp_training, models
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.2, 0.9, (16, 16, 16, 1)).astype(np.float32)
+    y = rng.integers(0, 2, 16)
+    masks = dp_training.poisson_masks(16, 6, 1, np.random.default_rng(1))
+    trained = []
+    for jacobian in (False, True):
+        model = models.cnn((16, 16, 1), seed=0)
+        trainer = dp_training._FastClippingDPSGD(model, 0.5, 0.1, 6.0, 0.5, seed=2, jacobian=jacobian)
+        assert trainer.fast is not jacobian
+        trainer.run(X, y.reshape(-1, 1).astype(np.float32), masks, int(masks.sum(axis=1).max()))
+        trained.append(_flat(model))
+    np.testing.assert_allclose(trained[0], trained[1], rtol=1e-4, atol=1e-6)
 
 
 def test_dp_sgd_fit_trains_a_convolutional_network():

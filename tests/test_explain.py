@@ -667,6 +667,7 @@ def test_superpixel_evidence_finds_the_dark_nucleus_and_beats_random_deletion():
     out = explain.superpixel_evidence(model, image, num_deleted=2, num_samples=300, num_random=5, seed=0)
     assert set(out["share"]) == set(explain.SEGMENT_KINDS) and out["kinds"].count("boundary") == 1
     assert out["share"]["boundary"] + out["share"]["interior"] > 0.9   # the evidence sits on the nucleus
+    assert min(out["density"]["boundary"], out["density"]["interior"]) > 10 * abs(out["density"]["background"])
     assert out["drop"] > out["drop_random"] > -1e-6
     assert out["drop"] == pytest.approx(10 * (0.9 - 0.2) * 64 / 1024, rel=0.2)   # the whole nucleus painted over
     again = explain.superpixel_evidence(model, image, num_deleted=2, num_samples=300, num_random=5, seed=0)

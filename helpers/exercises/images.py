@@ -72,9 +72,10 @@ def _check_project(answer: Any):
 
 #: Scenario -> (description, answer, why).
 SCENARIOS: dict[str, tuple[str, str, str]] = {
-    "A": ("malware on the slide scanner adds faint noise to every image it saves",
+    "A": ("malware on the slide scanner adds noise of at most 4 grey levels to every pixel of the images it saves",
           "image", "it changes pixels within a small grey-level budget: the image model's L∞ threat model"),
-    "B": ("a lab employee edits the measured radius and texture in the report sent to the model",
+    "B": ("a lab employee changes the measured radius and texture slightly (within 0.25 SD) in the report sent "
+          "to the model",
           "table", "it changes measured features: the tabular model's threat model (in SD per feature)"),
     "C": ("someone replaces a patient's slide by another patient's slide",
           "neither", "the input is a genuine image of another patient: no bounded perturbation describes it; "
