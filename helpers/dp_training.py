@@ -229,8 +229,15 @@ def clipped_sums(jacobian: Sequence[Any], weights: Any, l2_norm_clip: float) -> 
 
     rows = tf.shape(weights)[0]
     norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(j), [rows, -1]), axis=1) for j in jacobian]))
-    factor = weights * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
-    return [tf.tensordot(factor, j, axes=1) for j in jacobian]
+    return [tf.tensordot(clip_factors(norms, weights, l2_norm_clip), j, axes=1) for j in jacobian]
+
+
+def clip_factors(norms: Any, weights: Any, l2_norm_clip: float) -> Any:
+    """Per-example factors ``weights_i * min(1, C / norm_i)``: clip each gradient to ``C``, then
+    include it (weight 1) or not (weight 0)."""
+    import tensorflow as tf
+
+    return weights * l2_norm_clip / tf.maximum(l2_norm_clip, norms)
 
 
 class _FastClippingDPSGD:
@@ -267,7 +274,7 @@ class _FastClippingDPSGD:
         def sums_fast(xb, yb, wb):
             norms = clip_grads.compute_gradient_norms(model, registry, xb, yb, per_example_loss_fn=loss_fn,
                                                       trainable_vars=variables)
-            factor = wb * l2_norm_clip / tf.maximum(l2_norm_clip, norms)  # clip, then include (w=1) or not (w=0)
+            factor = clip_factors(norms, wb, l2_norm_clip)
             with tf.GradientTape() as tape:
                 losses = loss_fn(yb, model(xb, training=True))
                 clipped_loss = tf.reduce_sum(tf.stop_gradient(factor) * losses)

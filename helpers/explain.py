@@ -389,6 +389,15 @@ def score_function(model: Any, label: int = 1, output: str = "probability") -> C
     return score
 
 
+def _check_ranking(ranking: Sequence[int], n: int, what: str) -> np.ndarray:
+    """``ranking`` as an int array of distinct values in ``[0, n - 1]`` (``ValueError`` otherwise)."""
+    ranking = np.asarray(list(ranking), dtype=int)
+    if ranking.ndim != 1 or len(set(ranking.tolist())) != len(ranking) or \
+            (len(ranking) and not (0 <= ranking.min() and ranking.max() < n)):
+        raise ValueError(f"ranking must be distinct {what} in [0, {n - 1}], got {ranking.tolist()}")
+    return ranking
+
+
 def deletion_curve(model: Any, x: np.ndarray, ranking: Sequence[int], baseline: np.ndarray | None = None,
                    label: int = 1, *, output: str = "probability") -> np.ndarray:
     """Probability (or logit, see :func:`score_function`) of ``label`` as the features in
@@ -402,10 +411,7 @@ def deletion_curve(model: Any, x: np.ndarray, ranking: Sequence[int], baseline: 
     """
     x, baseline = _check_deletion(x, baseline)
     score = score_function(model, label, output)
-    ranking = np.asarray(list(ranking), dtype=int)
-    if ranking.ndim != 1 or len(set(ranking.tolist())) != len(ranking) or \
-            (len(ranking) and not (0 <= ranking.min() and ranking.max() < len(x))):
-        raise ValueError(f"ranking must be distinct feature indices in [0, {len(x) - 1}], got {ranking.tolist()}")
+    ranking = _check_ranking(ranking, len(x), "feature indices")
     return score(_deletion_inputs(x, ranking[None, :], baseline))
 
 
@@ -709,11 +715,7 @@ def segment_deletion_curve(model: Any, image: Any, segments: np.ndarray, ranking
     segments = np.asarray(segments)
     if segments.shape != image.shape:
         raise ValueError(f"segments must have the image's shape {image.shape}, got {segments.shape}")
-    ranking = np.asarray(list(ranking), dtype=int)
-    n = int(segments.max()) + 1
-    if ranking.ndim != 1 or len(set(ranking.tolist())) != len(ranking) or \
-            (len(ranking) and not (0 <= ranking.min() and ranking.max() < n)):
-        raise ValueError(f"ranking must be distinct segment labels in [0, {n - 1}], got {ranking.tolist()}")
+    ranking = _check_ranking(ranking, int(segments.max()) + 1, "segment labels")
     fill = float(validation.finite_array("fill", fill))
     batch = np.repeat(image[None], len(ranking) + 1, axis=0)
     for k in range(1, len(ranking) + 1):
