@@ -247,6 +247,32 @@ def epsilon_from_rates(tpr: float, fpr: float, delta: float = 0.0) -> float:
     return max(_ratio_epsilon(tpr - delta, fpr), _ratio_epsilon(1 - fpr - delta, 1 - tpr))
 
 
+def max_auc(epsilon: float, delta: float = 0.0) -> float:
+    """The largest AUC any membership test can reach against an (ε, δ)-DP algorithm.
+
+    Every test's ROC curve lies below ``min(1, e^ε FPR + δ, 1 - e^-ε (1 - δ - FPR))``
+    (the two inequalities of :func:`epsilon_from_rates`); the area under that boundary is
+    the bound. With δ = 0 it is ``e^ε / (1 + e^ε)``: 0.5 at ε = 0 (guessing), 0.73 at
+    ε = 1, 0.95 at ε = 3, 0.9997 at ε = 8. So an attack AUC of 0.56 against an ε = 1 model
+    contradicts nothing, and an AUC interval above 0.5 is no evidence against a DP claim
+    unless it also lies above this bound. (Measured on the records of one model, an AUC is
+    that model's leakage, not a trial of the algorithm: the comparison is a sanity check,
+    not an audit; see :func:`one_run_epsilon_lower_bound` for an audit of the algorithm.)
+    """
+    delta = _delta(delta)
+    if isinstance(epsilon, (int, float)) and epsilon == math.inf:
+        return 1.0
+    epsilon = validation.non_negative("epsilon", epsilon)
+    growth = math.exp(epsilon)
+    # Breakpoints of the piecewise-linear boundary; between two of them it is linear, so the
+    # trapezoid rule on them is exact.
+    cross = (1 - delta) / (growth + 1)  # where the two lines meet
+    points = sorted({0.0, 1.0, *(min(max(x, 0.0), 1.0) for x in (cross, (1 - delta) / growth, 1 - delta))})
+    x = np.array(points)
+    f = np.minimum.reduce([np.ones_like(x), growth * x + delta, 1 - (1 - delta - x) / growth])
+    return float(np.sum((x[1:] - x[:-1]) * (f[1:] + f[:-1]) / 2))
+
+
 @dataclass(frozen=True)
 class EpsilonBound:
     """An empirical lower bound on ε and the attack threshold behind it (see :func:`epsilon_lower_bound`)."""

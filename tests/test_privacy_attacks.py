@@ -336,3 +336,34 @@ def test_one_run_guesses_and_counts():
 def test_bad_input_audits(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.5, 1.0, 3.0, 8.0])
+def test_max_auc_without_delta_is_the_logistic_of_epsilon(epsilon):
+    assert pa.max_auc(epsilon) == pytest.approx(math.exp(epsilon) / (1 + math.exp(epsilon)), abs=1e-12)
+
+
+@pytest.mark.parametrize("epsilon, delta", [(1.0, 0.05), (0.3, 0.2), (2.0, 1e-5), (0.0, 0.1)])
+def test_max_auc_is_the_area_under_the_dp_boundary(epsilon, delta):
+    x = np.linspace(0, 1, 200_001)
+    boundary = np.minimum.reduce([np.ones_like(x), math.exp(epsilon) * x + delta,
+                                  1 - (1 - delta - x) / math.exp(epsilon)])
+    assert pa.max_auc(epsilon, delta) == pytest.approx(np.trapz(boundary, x), abs=1e-8)
+
+
+def test_max_auc_bounds_every_roc_that_satisfies_the_dp_inequalities():
+    """Randomized: ROC points allowed by (ε, δ)-DP (epsilon_from_rates <= ε) never exceed the bound."""
+    rng = np.random.default_rng(0)
+    epsilon, delta = 1.0, 1e-3
+    fpr = np.sort(rng.uniform(0, 1, 50))
+    tpr = np.minimum(1.0, np.minimum(math.exp(epsilon) * fpr + delta, 1 - (1 - delta - fpr) / math.exp(epsilon)))
+    assert all(pa.epsilon_from_rates(t, f, delta) <= epsilon + 1e-9 for t, f in zip(tpr, fpr))
+    x, y = np.concatenate([[0], fpr, [1]]), np.concatenate([[0], tpr, [1]])
+    assert np.trapz(y, x) <= pa.max_auc(epsilon, delta) + 1e-12
+    assert pa.max_auc(math.inf) == 1.0 and pa.max_auc(0.0) == 0.5
+
+
+@pytest.mark.parametrize("epsilon, delta", [(-1.0, 0.0), (1.0, -0.1), (1.0, 1.0), ("x", 0.0)])
+def test_max_auc_refuses_bad_arguments(epsilon, delta):
+    with pytest.raises(ValueError, match="epsilon|delta"):
+        pa.max_auc(epsilon, delta)
