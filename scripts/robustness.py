@@ -1,7 +1,7 @@
 """The robustness run: every notebook under other seeds and other thread counts.
 
     python3 course.py robustness                       # the CI runs: seed 1 on 1 thread, seed 2 on 8 threads
-    python3 course.py robustness --runs 3:2 notebooks/06_*.ipynb   # seed 3 on 2 threads, one notebook
+    python3 course.py robustness --run 3:2 notebooks/06_*.ipynb    # seed 3 on 2 threads, one notebook
 
 nbval checks that the committed outputs are reproduced under the committed seed (0) on
 the committed thread count (2, fixed by ``helpers.setup``). That says nothing about a
@@ -47,11 +47,13 @@ def parse_run(text: str) -> tuple[int, int]:
     return run
 
 
-def execute(path: Path, seed: int, threads: int, timeout: int = 900) -> tuple[float, list[tuple[int, str]]]:
+def execute(path: Path, seed: int, threads: int, timeout: int = 900,
+            keep: Path | None = None) -> tuple[float, list[tuple[int, str]]]:
     """Execute ``path`` in a new kernel under COURSE_SEED=seed, COURSE_THREADS=threads.
 
     Returns the wall time and the errors: (code cell number, first line of the error),
-    in the order they happened."""
+    in the order they happened. With ``keep``, the executed notebook is written into that
+    folder as ``NAME-seed{seed}-threads{threads}.ipynb``, to read what the draw printed."""
     nb = nbformat.read(path, as_version=4)
     config = Config()
     previous = {name: os.environ.get(name) for name in ("COURSE_SEED", "COURSE_THREADS")}
@@ -75,6 +77,9 @@ def execute(path: Path, seed: int, threads: int, timeout: int = 900) -> tuple[fl
                         if output.get("output_type") == "error":
                             errors.append((number, f"{output['ename']}: {output['evalue']}".strip()[:300]))
             elapsed = time.perf_counter() - start
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, keep / f"{path.stem}-seed{seed}-threads{threads}.ipynb")
     finally:
         for name, value in previous.items():
             if value is None:
@@ -87,15 +92,17 @@ def execute(path: Path, seed: int, threads: int, timeout: int = 900) -> tuple[fl
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
-    parser.add_argument("--runs", nargs="+", type=parse_run, default=list(DEFAULT_RUNS), metavar="SEED:THREADS",
-                        help="seed and thread count of each run (default: 1:1 2:8)")
+    parser.add_argument("--run", action="append", type=parse_run, dest="runs", metavar="SEED:THREADS",
+                        help="seed and thread count of a run; repeat for more runs (default: 1:1 and 2:8)")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="write the executed notebooks into DIR")
     args = parser.parse_args(argv)
+    args.runs = args.runs or list(DEFAULT_RUNS)
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     failed, total = 0, 0.0
     print(f"{'notebook':<44} {'seed':>4} {'threads':>7} {'time (s)':>8}  result", flush=True)
     for seed, threads in args.runs:
         for path in paths:
-            seconds, errors = execute(path, seed, threads)
+            seconds, errors = execute(path, seed, threads, keep=args.keep)
             total += seconds
             failed += bool(errors)
             result = "ok" if not errors else f"{len(errors)} cell(s) raised"
