@@ -4,6 +4,7 @@
     python3 course.py lab     # open JupyterLab on notebooks/00_intro.ipynb
     python3 course.py test    # run the whole test suite (helpers + every notebook)
     python3 course.py bench   # time and peak memory of each notebook in a fresh kernel
+    python3 course.py robustness   # every notebook under two other seeds and thread counts (1 and 8)
     python3 course.py site    # build the course website into _build/html (own venv: .venv-site)
     python3 course.py wheelhouse DIR [--platform linux-x86_64|linux-aarch64|macos-arm64|macos-x86_64|windows]
                               # download every locked wheel into DIR, for a classroom without network
@@ -454,8 +455,9 @@ def main(argv: list[str]) -> int:
         count = build_wheelhouse(folder, platform or this_platform())
         print(f"{count} wheels in {folder}; see {folder / 'README.txt'}")
         return 0
-    if command not in {"lab", "test", "bench"}:
-        print(f"unknown command {command!r}; use lab, test, bench, site, wheelhouse or lock", file=sys.stderr)
+    if command not in {"lab", "test", "bench", "robustness"}:
+        print(f"unknown command {command!r}; use lab, test, bench, robustness, site, wheelhouse or lock",
+              file=sys.stderr)
         return 2
     wheelhouse, extra = take_option(extra, "--wheelhouse", has_value=True)
     ensure_venv(Path(wheelhouse).resolve() if wheelhouse else None)
@@ -467,7 +469,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call(lab_command(int(port) if port else None, open_browser=not no_browser) + extra, env=env)
     if command == "test":
         return subprocess.call(test_command(extra), env=env)
-    return subprocess.call([str(venv_python()), "scripts/benchmark.py", *extra], env=env)
+    script = "scripts/benchmark.py" if command == "bench" else "scripts/robustness.py"
+    return subprocess.call([str(venv_python()), script, *extra], env=env)
 
 
 if __name__ == "__main__":
