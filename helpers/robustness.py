@@ -529,7 +529,17 @@ def _predict(fn, x, batch_size: int = 2048) -> np.ndarray:
 def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | Callable = "pgd", *,
                     losses: str | Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
     """Accuracy under ``attack`` for each budget in ``eps_values`` (a float array): the
-    worst case over the attack ``losses`` and ``restarts``.
+    worst case over the attack ``losses`` and ``restarts``. The mean over examples of
+    :func:`robust_examples` (same arguments, same draws).
+    """
+    return robust_examples(model, x, y, eps_values, attack, losses=losses, **kwargs).mean(axis=1)
+
+
+def robust_examples(model: Any, x: Any, y: Any, eps_values: Any, attack: str | Callable = "pgd", *,
+                    losses: str | Sequence[str] | None = None, **kwargs: Any) -> np.ndarray:
+    """Which examples stay correct under ``attack``: a boolean array of shape
+    ``(len(eps_values), len(x))``, one row per budget, for paired comparisons of two models
+    on the same examples (e.g. :func:`helpers.metrics.mcnemar_exact`).
 
     ``attack`` is ``"pgd"``, ``"fgsm"`` or a callable ``attack(model, x, y, eps, **kwargs)``
     returning adversarial inputs. ``losses`` (default ``("ce", "margin")`` for the built-in
@@ -589,8 +599,8 @@ def robust_accuracy(model: Any, x: Any, y: Any, eps_values: Any, attack: str | C
                         extra["loss"] = loss
                     adv = attack_fn(model, x, y, float(eps), **kwargs, **extra)
                     ok &= _predict(fn, np.asarray(adv, dtype=np.float32)) == y
-        result.append(float(ok.mean()))
-    return np.asarray(result)
+        result.append(ok)
+    return np.stack(result)
 
 
 # --------------------------------------------------------------------------- training

@@ -432,3 +432,20 @@ def test_pgd_loss_curve_records_every_step_and_matches_pgd(digits, digits_model)
     assert watched.shape == (16, 100) and watched.mean(axis=1)[-1] > watched.mean(axis=1)[0]
     flat = R.pgd_loss_curve(digits_model, x, y, 0.0, nb_iter=3, **CLIP)
     assert flat.shape == (4, 100) and np.all(flat == flat[0])
+
+
+def test_robust_examples_are_the_per_example_view_of_robust_accuracy():
+    """Same arguments, same draws: robust_accuracy is the mean of robust_examples, row by row."""
+    import helpers
+    from helpers import data, models, robustness
+    helpers.setup(0, verbose=False)
+    d = data.load_digits(seed=0)
+    m = models.mlp((8, 8, 1), 10, hidden=(16,), seed=0)
+    m.compile(optimizer="adam", loss=models.loss_for(10))
+    m.fit(d.X_train[:300], d.y_train[:300], epochs=3, batch_size=64, verbose=0)
+    x, y = d.X_test[:60], d.y_test[:60]
+    kw = dict(nb_iter=5, restarts=2, clip_min=0.0, clip_max=1.0, seed=3)
+    ok = robustness.robust_examples(m, x, y, [0.0, 0.05, 0.2], **kw)
+    assert ok.shape == (3, 60) and ok.dtype == bool
+    assert np.array_equal(ok.mean(axis=1), robustness.robust_accuracy(m, x, y, [0.0, 0.05, 0.2], **kw))
+    assert np.array_equal(ok[0], models.predict(m, x) == y)       # eps = 0: clean correctness
