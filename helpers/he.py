@@ -84,12 +84,36 @@ def encrypt(context: Any, x: Any) -> Any:
     return ts.ckks_vector(context, x.tolist())
 
 
-def encrypted_logit(enc_x: Any, weights: Any, bias: float) -> Any:
-    """``x · weights + bias`` computed on the ciphertext ``enc_x``; the result stays encrypted."""
+def encrypted_logit(enc_x: Any, weights: Any, bias: float, *, only_logit: bool = True) -> Any:
+    """``x · weights + bias`` computed on the ciphertext ``enc_x``; the result stays encrypted.
+
+    A CKKS ciphertext has 4,096 slots, and TenSEAL's dot product sums them by rotating and
+    adding: slot j of the sum holds ``Σ_{i>=j} w_i x_i + b``, the partial sums, and TenSEAL's
+    ``decrypt()`` shows only slot 0. Whoever holds the secret key can decode every slot
+    (:func:`all_slots`): one answer to the query x = (1, ..., 1) gives every weight as the
+    difference of two neighbouring slots. ``only_logit=True`` (the default) multiplies the
+    result by the plaintext (1, 0, 0, ...) before it is returned, so the other slots hold only
+    noise (about 1e-8); it also drops one modulus level, which makes the answer smaller.
+    ``only_logit=False`` returns the raw dot product, to show the leak. (Hiding the model from
+    the key holder completely also needs noise flooding of the result: circuit privacy.)
+    """
     w = validation.finite_array("weights", weights).reshape(-1)
     if w.size != enc_x.size():
         raise ValueError(f"weights must have one entry per encrypted feature ({enc_x.size()}), got {w.size}")
-    return enc_x.dot(w.tolist()) + float(validation.finite_array("bias", [bias])[0])
+    result = enc_x.dot(w.tolist()) + float(validation.finite_array("bias", [bias])[0])
+    return result * [1.0] if only_logit else result
+
+
+def all_slots(context: Any, enc: Any) -> np.ndarray:
+    """Every slot of a CKKS ciphertext, decrypted and decoded with ``context``'s secret key
+    (``decrypt()`` shows only the first ``enc.size()`` of them): what the key holder can read."""
+    import tenseal.sealapi as sealapi
+
+    if not context.has_secret_key():
+        raise ValueError("context must hold the secret key to decrypt (the clinic's context, not the cloud's)")
+    plain = sealapi.Plaintext()
+    context.decryptor().data.decrypt(enc.ciphertext()[0], plain)
+    return np.asarray(sealapi.CKKSEncoder(context.seal_context().data).decode_double(plain))
 
 
 def decrypt_scalar(enc: Any) -> float:

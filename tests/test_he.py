@@ -72,3 +72,29 @@ def test_available_says_whether_tenseal_imports(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tenseal", None)  # import tenseal now raises ImportError
     assert he.available() is False
     assert "pip install tenseal==0.3.18" in he.INSTALL_HINT and "Binder" in he.INSTALL_HINT
+
+
+@needs_tenseal
+def test_one_raw_answer_leaks_every_weight_and_the_masked_answer_only_the_logit(context, cloud):
+    """The rotate-and-add dot product leaves partial sums in the other slots: decoding every slot of
+    one answer to x = 1 gives all weights; with only_logit (the default) the other slots are noise."""
+    rng = np.random.default_rng(2)
+    w, b = rng.normal(size=30), 0.3
+    query = he.deserialize(cloud, he.encrypt(context, np.ones(30)).serialize())
+    raw = he.deserialize(context, he.encrypted_logit(query, w, b, only_logit=False).serialize())
+    slots = he.all_slots(context, raw)
+    assert slots.size == he.POLY_MODULUS_DEGREE // 2
+    stolen = slots[:30] - np.append(slots[1:30], b)   # w_j = s_j - s_{j+1}, and s_30 = b
+    assert np.max(np.abs(stolen - w)) < 1e-4
+    masked = he.encrypted_logit(query, w, b)
+    slots = he.all_slots(context, he.deserialize(context, masked.serialize()))
+    assert abs(slots[0] - (w.sum() + b)) < 1e-4 and np.max(np.abs(slots[1:])) < 1e-6
+    assert len(masked.serialize()) < len(he.encrypted_logit(query, w, b, only_logit=False).serialize())
+
+
+@needs_tenseal
+def test_all_slots_needs_the_secret_key(context, cloud):
+    enc = he.encrypt(context, np.ones(3))
+    with pytest.raises(ValueError, match="secret key"):
+        he.all_slots(cloud, he.deserialize(cloud, enc.serialize()))
+    assert np.allclose(he.all_slots(context, enc)[:3], 1.0, atol=1e-4)
