@@ -189,8 +189,15 @@ def logits_fn(model: Any) -> Callable:
         pass
     import tensorflow as tf
 
+    # The cache's value must not hold the model strongly: a WeakKeyDictionary entry whose value
+    # refers to its key keeps the key alive forever (every attacked model would stay in memory).
+    try:
+        target: Callable[[], Any] = weakref.ref(model)
+    except TypeError:
+        target = lambda: model  # noqa: E731 (not cached below either)
+
     def fn(x):
-        z = _call(model, x)
+        z = _call(target(), x)
         if z.shape[-1] == 1:
             z = tf.concat([-0.5 * z, 0.5 * z], axis=-1)
         return z

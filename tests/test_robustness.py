@@ -449,3 +449,19 @@ def test_robust_examples_are_the_per_example_view_of_robust_accuracy():
     assert ok.shape == (3, 60) and ok.dtype == bool
     assert np.array_equal(ok.mean(axis=1), robustness.robust_accuracy(m, x, y, [0.0, 0.05, 0.2], **kw))
     assert np.array_equal(ok[0], models.predict(m, x) == y)       # eps = 0: clean correctness
+
+
+def test_logits_fn_cache_does_not_keep_models_alive():
+    """The per-model cache of logits_fn is weak: a model nobody holds any more is freed."""
+    import gc
+    import weakref
+    import helpers
+    from helpers import models, robustness
+    helpers.setup(0, verbose=False)
+    m = models.mlp(4, 1, hidden=(3,), seed=0)
+    fn = robustness.logits_fn(m)
+    assert fn is robustness.logits_fn(m) and fn(np.ones((2, 4), np.float32)).shape == (2, 2)
+    alive = weakref.ref(m)
+    del m, fn
+    gc.collect()
+    assert alive() is None
