@@ -1,4 +1,5 @@
-"""The bootstrap (course.py): clear failure without Python 3.11, no reinstall when
+"""The bootstrap (course.py): clear failure without Python 3.11 (and without uv's fallback,
+tested in test_bootstrap.py), no reinstall when
 nothing changed, and the JupyterLab launch serving the intro notebook."""
 import json
 import os
@@ -15,6 +16,10 @@ import course
 def test_without_python_311_the_message_names_alternatives(monkeypatch):
     monkeypatch.setattr(course.sys, "version_info", (3, 12, 0))
     monkeypatch.setattr(course.shutil, "which", lambda name: None)
+    monkeypatch.delenv("COURSE_UV_PYTHON", raising=False)
+    def no_network(wheelhouse=None):  # the fallback through uv (tests/test_bootstrap.py) fails too
+        raise course.SetupError("cannot download https://pypi.org/simple/uv/")
+    monkeypatch.setattr(course, "managed_python", no_network)
     with pytest.raises(SystemExit) as info:
         course.find_python()
     message = str(info.value)
@@ -35,6 +40,7 @@ def test_windows_paths_and_python_launcher(monkeypatch):
 
     monkeypatch.setattr(course.sys, "version_info", (3, 12, 0))
     monkeypatch.setattr(course.shutil, "which", lambda name: "C:\\Windows\\py.exe" if name == "py" else None)
+    monkeypatch.delenv("COURSE_UV_PYTHON", raising=False)
     probes = []
     def fake_run(cmd, **kwargs):
         probes.append(cmd)
