@@ -354,3 +354,28 @@ def calibration_slope(y_true: Any, probabilities: Any, max_iter: int = 100) -> t
         if np.max(np.abs(step)) < 1e-10:
             break
     return float(w[0]), float(w[1])
+
+
+def specificity_at_sensitivity(y_true: Any, scores: Any, target: float) -> float:
+    """Specificity at the largest threshold whose sensitivity on ``(y_true, scores)`` is
+    ``>= target`` (:func:`threshold_for_sensitivity` on these same patients): the
+    specificity a model reaches when it is made to find ``target`` of the positives."""
+    y, s = _labels_scores(y_true, scores)
+    return sensitivity_specificity(y, s, threshold_for_sensitivity(y, s, target))[1]
+
+
+def paired_specificity_difference(y_true: Any, scores_a: Any, scores_b: Any, sensitivity: float = 0.95,
+                                  n_resamples: int = 2000, confidence: float = 0.95, rng: Any = 0) -> Estimate:
+    """Specificity of model a minus that of model b **at matched sensitivity**, on the same
+    patients, with a paired stratified bootstrap interval.
+
+    Each model's threshold is set on the patients of the sample (and again in every
+    resample) so that both find the same share ``sensitivity`` of the positives
+    (:func:`specificity_at_sensitivity`); the difference is then the price in false
+    alarms of one model against the other at equal sensitivity, and the shared noise
+    (which patients are hard) cancels (:func:`paired_bootstrap_difference`). Thresholds set
+    on the evaluated patients describe the models' ROC curves, not a deployable operating
+    point. ``sensitivity`` must be in (0, 1]."""
+    target = validation.in_open_interval("sensitivity", sensitivity, 0.0, 1.0 + 1e-12)
+    return paired_bootstrap_difference(lambda y, s: specificity_at_sensitivity(y, s, target), y_true, scores_a,
+                                       scores_b, n_resamples, confidence, rng)

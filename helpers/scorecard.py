@@ -82,6 +82,7 @@ COLUMNS: dict[str, str] = {
     "robust_accuracy": ("accuracy of the test subset under that attack, worst case over the losses and restarts "
                         "(0 eps: clean)"),
     "robust_accuracy_low": "95 % Wilson interval, lower end", "robust_accuracy_high": "upper end",
+    "robust_threshold": "P(malignant) threshold at which robust accuracy is measured (0.5, or the operating point)",
     "robust_sensitivity": ("share of the attacked malignant patients still called malignant at the operating point "
                            "when the attack tries to make them read as benign (the threat model's goal)"),
     "robust_sensitivity_low": "95 % Wilson interval, lower end", "robust_sensitivity_high": "upper end",
@@ -132,15 +133,32 @@ def _shared_rows(a: np.ndarray, b: np.ndarray) -> int:
     return sum(row.tobytes() in seen for row in np.ascontiguousarray(a, dtype=np.float32))
 
 
+def threshold_logit(threshold: float) -> float:
+    """log(threshold / (1 - threshold)), the logit at which P(class 1) = ``threshold``.
+
+    ``threshold`` must be a number in the open interval (0, 1) (``ValueError`` otherwise:
+    0 and 1 have no finite logit)."""
+    value = validation.fraction("threshold", threshold)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"threshold must be in the open interval (0, 1) (an operating point with a finite logit), "
+                         f"got {threshold!r}: the model calls every patient one class there")
+    return float(math.log(value) - math.log1p(-value))
+
+
 def at_threshold(model: Any, threshold: float) -> Any:
     """``x -> logits`` of ``model`` shifted so that class 1 wins exactly when
     P(class 1) >= ``threshold`` (up to the tie at equality): an attack on the result is an
     attack on the model *at its operating point*, not at 0.5. Works for one logit
-    (sigmoid) and two logits (softmax)."""
+    (sigmoid) and two logits (softmax).
+
+    The shift is the exact log-odds of ``threshold`` (computed in float64), so a saturated
+    model whose operating point sits at P = 1e-8 is attacked at P = 1e-8, not at a clamped
+    value. ``threshold`` must lie in the open interval (0, 1): at 0 or 1 the operating point
+    calls every patient one class and there is no decision boundary to attack
+    (``ValueError``, never a silent clamp)."""
     import tensorflow as tf
 
-    threshold = min(max(validation.fraction("threshold", threshold), 1e-7), 1 - 1e-7)
-    shift = float(math.log(threshold / (1 - threshold)))
+    shift = threshold_logit(threshold)
 
     def shifted(x):
         z = model(x, training=False)
@@ -170,7 +188,8 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
           lime_samples: int = 1000, num_features: int = 5, n_members: int | None = None,
           train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0,
           input_range: tuple[float, float] | None = None,
-          segment_fn: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
+          segment_fn: Callable[[np.ndarray], Any] | None = None,
+          robust_at_operating_point: bool = False) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
 
     Parameters
@@ -213,9 +232,12 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         patient counts as robust only if every loss and every restart fails to flip it
         (:func:`helpers.robustness.robust_accuracy`). Keep both losses: the cross-entropy
         alone saturates on confident models and overstates robustness. Robust accuracy
-        is measured at 0.5 (two-class accuracy); the robust sensitivity attacks the
-        malignant patients of the same subset at the operating point
-        (:func:`at_threshold`).
+        is measured at 0.5 (two-class accuracy) by default, or, with
+        ``robust_at_operating_point=True``, at the operating point (:func:`at_threshold`:
+        a benign patient counts as robust if the attack cannot push it to >= threshold, a
+        malignant one if it cannot push it below); the row's ``robust_threshold`` says which.
+        The robust sensitivity attacks the malignant patients of the same subset at the
+        operating point.
     input_check:
         Input validation as a defence (e.g. :func:`input_validator`): a function of a batch of
         inputs in the model's units that returns True for each record it rejects. The same
@@ -329,7 +351,9 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     idx = _subset(len(X_eval), n_robust, rng)
     attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed,
                   clip_min=clip[0], clip_max=clip[1])
-    robust = float(robustness.robust_accuracy(model, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
+    robust_threshold = float(threshold) if robust_at_operating_point else 0.5
+    attacked = at_threshold(model, threshold) if robust_at_operating_point else model
+    robust = float(robustness.robust_accuracy(attacked, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
     kept = int(round(robust * len(idx)))
     malignant = idx[y_eval[idx] == 1]
     if malignant.size:
@@ -345,7 +369,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
     row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
                validated_robust_accuracy_high=val_high, attacks_rejected=rejected)
-    row.update(robust_eps=robust_eps, robust_accuracy=robust,
+    row.update(robust_eps=robust_eps, robust_accuracy=robust, robust_threshold=robust_threshold,
                robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
                robust_accuracy_high=metrics.wilson_interval(kept, len(idx))[1],
                robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low, robust_sensitivity_high=rs_high,
@@ -680,6 +704,9 @@ class Decision:
     failures: dict[str, list[str]] = field(default_factory=dict)  # model -> failed requirement texts
     rule: str = "point"
     status: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> requirement -> verdict
+    resolution: float = 0.0
+    tied: list[str] = field(default_factory=list)  # eligible models within ``resolution`` of the best
+    tie_break: tuple[str, bool] | None = None
 
     def eligible(self) -> list[str]:
         """Models that meet every requirement under the rule, in the order of the rows."""
@@ -705,13 +732,24 @@ class Decision:
         best = "largest" if self.largest else "smallest"
         among = {"point": "the eligible models", "confirmed": "the models that meet every requirement at 95 %",
                  "not_refuted": "the models not ruled out"}[self.rule]
+        if len(self.tied) > 1:
+            tie = (f"{', '.join(self.tied)} tie on {self.rank_by} (within {self.resolution:g})")
+            if self.chosen:
+                column, larger = self.tie_break  # type: ignore[misc]
+                lines.append(f"Deploy: {self.chosen} ({tie}; tie broken by the {'largest' if larger else 'smallest'} "
+                             f"{column})")
+            else:
+                lines.append(f"Deploy: undecided ({tie}" + (f", and on {self.tie_break[0]}" if self.tie_break else "")
+                             + ": the data cannot rank them)")
+            return "\n".join(lines)
         lines.append(f"Deploy: {self.chosen} ({best} {self.rank_by} among {among})" if self.chosen
                      else "Deploy: none of the models meets every requirement")
         return "\n".join(lines)
 
 
 def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], rank_by: str = "auc",
-           largest: bool = True, rule: str = "point") -> Decision:
+           largest: bool = True, rule: str = "point", *, resolution: float = 0.0,
+           tie_break: tuple[str, bool] | None = None, min_class_rate: float | None = None) -> Decision:
     """Check every row against ``requirements`` under ``rule``; among the rows that
     satisfy all of them, choose the one with the largest ``rank_by`` (``largest=False``:
     the smallest, e.g. ``rank_by="epsilon"`` for the strongest privacy guarantee; ties:
@@ -723,7 +761,21 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
     interval misses a requirement. Whatever the rule, :attr:`Decision.status` holds every
     requirement's verdict (meets, fails, not distinguishable), so "not distinguishable" is
     reported as such. Failed requirements are reported with the measured value (and its
-    interval under the interval rules), e.g. ``"epsilon <= 8 (measured inf)"``."""
+    interval under the interval rules), e.g. ``"epsilon <= 8 (measured inf)"``.
+
+    ``resolution`` (>= 0, in units of ``rank_by``): eligible models whose ``rank_by`` lies
+    within ``resolution`` of the best one are a **tie** (:attr:`Decision.tied`), not
+    ranked by digits below the resolution or by row order. A tie is broken only by the
+    explicit ``tie_break = (column, largest)`` (the tied model with the largest, or
+    smallest, value of that column; a second tie within ``resolution`` of that column's
+    best leaves it undecided); without ``tie_break``, or if it does not separate them,
+    :attr:`Decision.chosen` is ``None``. The default ``resolution=0`` keeps the historical
+    behaviour (exact ties: the first row).
+
+    ``min_class_rate`` (in [0, 1], default off): refuse degenerate models. A row whose
+    whole 95 % interval of sensitivity or of specificity lies below ``min_class_rate``
+    (a model that calls (almost) every patient one class at its operating point, e.g. a
+    constant classifier) is ruled out with ``"degenerate: ..."``, whatever the rule."""
     rows, requirements = list(rows), list(requirements)
     if not rows:
         raise ValueError("rows must contain at least one audit row")
@@ -731,6 +783,14 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
         raise ValueError(f"rank_by must be a key of the audit rows, got {rank_by!r}")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
+    resolution = validation.non_negative("resolution", resolution)
+    if tie_break is not None:
+        if (not isinstance(tie_break, tuple) or len(tie_break) != 2 or tie_break[0] not in rows[0]
+                or not isinstance(tie_break[1], bool)):
+            raise ValueError(f"tie_break must be (column, largest) with a key of the audit rows and a bool, "
+                             f"got {tie_break!r}")
+    if min_class_rate is not None and not 0.0 <= float(min_class_rate) <= 1.0:
+        raise ValueError(f"min_class_rate must be in [0, 1] or None, got {min_class_rate!r}")
     failures: dict[str, list[str]] = {}
     status: dict[str, dict[str, str]] = {}
     for row in rows:
@@ -739,10 +799,32 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
             f"{req.describe()} (measured {float(row[req.column]):.3g})" if rule == "point"
             else f"{req.describe()} ({req.measured(row)})"
             for req in requirements if not req.satisfied(row, rule)]
+        if min_class_rate is not None:
+            for column in ("sensitivity", "specificity"):
+                if column not in row:
+                    raise ValueError(f"min_class_rate needs a {column!r} column in every row")
+                high = float(row.get(column + "_high", row[column]))
+                if high < min_class_rate:
+                    failures[row["model"]].append(f"degenerate: {column} {float(row[column]):.3g} (95 % CI up to "
+                                                  f"{high:.3g}) below {float(min_class_rate):g} at the operating point")
     eligible = [r for r in rows if not failures[r["model"]]]
     sign = 1.0 if largest else -1.0
-    chosen = max(eligible, key=lambda r: sign * float(r[rank_by]))["model"] if eligible else None
-    return Decision(chosen, rank_by, bool(largest), failures, rule, status)
+    if not eligible:
+        return Decision(None, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break)
+    best = max(sign * float(r[rank_by]) for r in eligible)
+    if resolution == 0:
+        chosen = max(eligible, key=lambda r: sign * float(r[rank_by]))["model"]
+        return Decision(chosen, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break)
+    tied = [r for r in eligible if best - sign * float(r[rank_by]) <= resolution]
+    chosen = tied[0]["model"] if len(tied) == 1 else None
+    if len(tied) > 1 and tie_break is not None:
+        column, larger = tie_break
+        s2 = 1.0 if larger else -1.0
+        best2 = max(s2 * float(r[column]) for r in tied)
+        winners = [r for r in tied if best2 - s2 * float(r[column]) <= resolution]
+        chosen = winners[0]["model"] if len(winners) == 1 else None
+    return Decision(chosen, rank_by, bool(largest), failures, rule, status, resolution,
+                    [r["model"] for r in tied], tie_break)
 
 
 # --------------------------------------------------------------------------- model card

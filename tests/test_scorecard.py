@@ -463,3 +463,72 @@ def test_image_audit_uses_the_given_superpixels(image_fixture):
                           n_explained=2, explain_seeds=(0, 1), lime_samples=100, n_resamples=50,
                           segment_fn=grid)
     assert calls == [(32, 32, 1), (32, 32, 1)] and row["n_explained"] == 2
+
+
+# --------------------------------------------------------------------------- issue 21, item 4 (notebook 06)
+
+def test_at_threshold_is_exact_for_saturated_models_and_refuses_0_and_1(fixture):
+    """No silent clamp: a threshold of 1e-9 is attacked at 1e-9 (the old clamp moved it to
+    1e-7), and 0 or 1, which have no finite logit, are refused naming the argument."""
+    model, small, _ = fixture
+    z = np.asarray(model(small.X_test[:5], training=False))[:, 0]
+    for t in (1e-9, 1e-3, 1 - 1e-9):
+        shifted = np.asarray(scorecard.at_threshold(model, t)(small.X_test[:5]))[:, 0]
+        np.testing.assert_allclose(z - shifted, math.log(t / (1 - t)), rtol=1e-5, atol=1e-4)
+    assert scorecard.threshold_logit(1e-9) == pytest.approx(math.log(1e-9), rel=1e-9)
+    for bad in (0.0, 1.0, -0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="threshold"):
+            scorecard.at_threshold(model, bad)
+
+
+def test_audit_robust_accuracy_at_the_operating_point_is_opt_in(fixture):
+    """robust_at_operating_point=True measures robust accuracy at the operating point:
+    at a threshold near 0 every benign patient is one push from 'malignant', so the
+    robust accuracy falls; the default stays two-class accuracy at 0.5."""
+    model, small, _ = fixture
+    common = dict(robust_eps=0.3, attack_steps=5, n_robust=60, n_explained=0, n_resamples=20, threshold=0.02)
+    default = scorecard.audit(model, small, **common)
+    at_op = scorecard.audit(model, small, robust_at_operating_point=True, **common)
+    assert default["robust_threshold"] == 0.5 and at_op["robust_threshold"] == 0.02
+    assert at_op["robust_accuracy"] < default["robust_accuracy"]
+    assert at_op["robust_sensitivity"] == default["robust_sensitivity"]
+
+
+def test_decide_reports_ties_within_the_resolution_and_breaks_them_explicitly():
+    """Two ε = 2.00 models are not ranked by the 4th decimal nor by row order."""
+    reqs = [scorecard.Requirement("epsilon", maximum=4.0)]
+    rows = [_row("first", epsilon=2.0004, auc=0.90), _row("second", epsilon=1.9998, auc=0.95),
+            _row("loose", epsilon=3.0, auc=0.99)]
+    legacy = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False)
+    assert legacy.chosen == "second" and legacy.tied == []  # resolution 0: the 4th decimal decides
+    tie = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False, resolution=0.01)
+    assert tie.tied == ["first", "second"] and tie.chosen is None
+    assert "tie on epsilon (within 0.01)" in tie.text() and "undecided" in tie.text()
+    broken = scorecard.decide(rows, reqs, rank_by="epsilon", largest=False, resolution=0.01,
+                              tie_break=("auc", True))
+    assert broken.chosen == "second" and "tie broken by the largest auc" in broken.text()
+    # the order of the rows plays no part
+    assert scorecard.decide(rows[::-1], reqs, rank_by="epsilon", largest=False, resolution=0.01,
+                            tie_break=("auc", True)).chosen == "second"
+    # the tie-break column tied too (within the resolution): undecided, not the first row
+    close = [_row("a", epsilon=2.0, auc=0.951), _row("b", epsilon=2.0, auc=0.952)]
+    assert scorecard.decide(close, reqs, rank_by="epsilon", largest=False, resolution=0.01,
+                            tie_break=("auc", True)).chosen is None
+    for kwargs, message in [(dict(resolution=-1), "resolution"), (dict(tie_break=("nope", True)), "tie_break"),
+                            (dict(tie_break="auc"), "tie_break"), (dict(min_class_rate=2), "min_class_rate")]:
+        with pytest.raises(ValueError, match=message):
+            scorecard.decide(rows, reqs, **kwargs)
+
+
+def test_decide_refuses_a_constant_classifier():
+    """A classifier that calls every patient benign passes 'robust accuracy at 0.5 >= 0.7,
+    not refuted' (0.623 = 66/106, upper limit 0.709); min_class_rate rules it out."""
+    reqs = [scorecard.Requirement("robust_accuracy", minimum=0.7)]
+    constant = _row("everyone benign", sensitivity=0.0, sensitivity_low=0.0, sensitivity_high=0.088,
+                    specificity=1.0, specificity_low=0.945, specificity_high=1.0,
+                    robust_accuracy=0.623, robust_accuracy_low=0.528, robust_accuracy_high=0.709)
+    fair = _row("fair", robust_accuracy=0.75, robust_accuracy_low=0.66, robust_accuracy_high=0.82)
+    assert scorecard.decide([constant], reqs, rule="not_refuted").chosen == "everyone benign"  # the loophole
+    decision = scorecard.decide([constant, fair], reqs, rule="not_refuted", min_class_rate=0.5)
+    assert decision.chosen == "fair"
+    assert decision.failures["everyone benign"][0].startswith("degenerate: sensitivity 0")
