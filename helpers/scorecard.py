@@ -82,6 +82,8 @@ COLUMNS: dict[str, str] = {
     "robust_accuracy": ("accuracy of the test subset under that attack, worst case over the losses and restarts "
                         "(0 eps: clean)"),
     "robust_accuracy_low": "95 % Wilson interval, lower end", "robust_accuracy_high": "upper end",
+    "threshold_clamped": ("True when the attacks ran at a clamped operating point (a saturated model; "
+                          "audit(exact_threshold=True) attacks the exact one)"),
     "robust_threshold": "P(malignant) threshold at which robust accuracy is measured (0.5, or the operating point)",
     "robust_sensitivity": ("share of the attacked malignant patients still called malignant at the operating point "
                            "when the attack tries to make them read as benign (the threat model's goal)"),
@@ -145,20 +147,32 @@ def threshold_logit(threshold: float) -> float:
     return float(math.log(value) - math.log1p(-value))
 
 
-def at_threshold(model: Any, threshold: float) -> Any:
+#: Thresholds :func:`at_threshold` clamps to by default (the historical behaviour; reported, not silent).
+CLAMP_RANGE: tuple[float, float] = (1e-7, 1 - 1e-7)
+
+
+def at_threshold(model: Any, threshold: float, *, clamp: bool = True) -> Any:
     """``x -> logits`` of ``model`` shifted so that class 1 wins exactly when
     P(class 1) >= ``threshold`` (up to the tie at equality): an attack on the result is an
     attack on the model *at its operating point*, not at 0.5. Works for one logit
     (sigmoid) and two logits (softmax).
 
-    The shift is the exact log-odds of ``threshold`` (computed in float64), so a saturated
-    model whose operating point sits at P = 1e-8 is attacked at P = 1e-8, not at a clamped
-    value. ``threshold`` must lie in the open interval (0, 1): at 0 or 1 the operating point
-    calls every patient one class and there is no decision boundary to attack
-    (``ValueError``, never a silent clamp)."""
+    ``clamp=False``: the shift is the exact log-odds of ``threshold`` (float64), so a
+    saturated model whose operating point sits at P = 1e-8 is attacked at P = 1e-8;
+    ``threshold`` must lie in the open interval (0, 1) (``ValueError`` otherwise: at 0 or 1
+    every patient is called one class and there is no boundary to attack).
+
+    ``clamp=True`` (default, kept so that existing results do not move): a threshold
+    outside :data:`CLAMP_RANGE` is moved to its nearest end, and the move is **reported**:
+    the returned function's attributes ``threshold`` (the one asked for),
+    ``threshold_used`` and ``clamped`` (True when they differ) say what was attacked, and
+    :func:`audit` copies ``clamped`` into its row (``threshold_clamped``). A clamped
+    threshold attacks another operating point than the model's: prefer ``clamp=False``."""
     import tensorflow as tf
 
-    shift = threshold_logit(threshold)
+    asked = validation.fraction("threshold", threshold)
+    used = asked if not clamp else min(max(asked, CLAMP_RANGE[0]), CLAMP_RANGE[1])
+    shift = threshold_logit(used)
 
     def shifted(x):
         z = model(x, training=False)
@@ -166,6 +180,7 @@ def at_threshold(model: Any, threshold: float) -> Any:
             return z - shift
         return z - tf.constant([[0.0, shift]], dtype=z.dtype)
 
+    shifted.threshold, shifted.threshold_used, shifted.clamped = asked, used, used != asked  # type: ignore[attr-defined]
     return shifted
 
 
@@ -189,7 +204,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
           train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0,
           input_range: tuple[float, float] | None = None,
           segment_fn: Callable[[np.ndarray], Any] | None = None,
-          robust_at_operating_point: bool = False) -> dict[str, Any]:
+          robust_at_operating_point: bool = False, exact_threshold: bool = False) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
 
     Parameters
@@ -237,7 +252,9 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         a benign patient counts as robust if the attack cannot push it to >= threshold, a
         malignant one if it cannot push it below); the row's ``robust_threshold`` says which.
         The robust sensitivity attacks the malignant patients of the same subset at the
-        operating point.
+        operating point. ``exact_threshold=True`` attacks at the exact operating point
+        (:func:`at_threshold` with ``clamp=False``); by default a saturated operating point
+        is clamped to :data:`CLAMP_RANGE` and the row's ``threshold_clamped`` says so.
     input_check:
         Input validation as a defence (e.g. :func:`input_validator`): a function of a batch of
         inputs in the model's units that returns True for each record it rejects. The same
@@ -351,13 +368,14 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     idx = _subset(len(X_eval), n_robust, rng)
     attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed,
                   clip_min=clip[0], clip_max=clip[1])
-    robust_threshold = float(threshold) if robust_at_operating_point else 0.5
-    attacked = at_threshold(model, threshold) if robust_at_operating_point else model
+    shifted = at_threshold(model, threshold, clamp=not exact_threshold)
+    robust_threshold = float(shifted.threshold_used) if robust_at_operating_point else 0.5
+    attacked = shifted if robust_at_operating_point else model
     robust = float(robustness.robust_accuracy(attacked, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
     kept = int(round(robust * len(idx)))
     malignant = idx[y_eval[idx] == 1]
     if malignant.size:
-        robust_sens = float(robustness.robust_accuracy(at_threshold(model, threshold), X_eval[malignant],
+        robust_sens = float(robustness.robust_accuracy(shifted, X_eval[malignant],
                                                        y_eval[malignant], [robust_eps], **attack)[0])
         rs_low, rs_high = metrics.wilson_interval(int(round(robust_sens * malignant.size)), malignant.size)
     else:
@@ -370,6 +388,7 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
                validated_robust_accuracy_high=val_high, attacks_rejected=rejected)
     row.update(robust_eps=robust_eps, robust_accuracy=robust, robust_threshold=robust_threshold,
+               threshold_clamped=bool(shifted.clamped),
                robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
                robust_accuracy_high=metrics.wilson_interval(kept, len(idx))[1],
                robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low, robust_sensitivity_high=rs_high,

@@ -468,15 +468,23 @@ def test_image_audit_uses_the_given_superpixels(image_fixture):
 # --------------------------------------------------------------------------- issue 21, item 4 (notebook 06)
 
 def test_at_threshold_is_exact_for_saturated_models_and_refuses_0_and_1(fixture):
-    """No silent clamp: a threshold of 1e-9 is attacked at 1e-9 (the old clamp moved it to
-    1e-7), and 0 or 1, which have no finite logit, are refused naming the argument."""
+    """No silent clamp: with clamp=False a threshold of 1e-9 is attacked at 1e-9, and 0 or
+    1, which have no finite logit, are refused naming the argument; the default clamp
+    (kept for existing results) reports what it did."""
     model, small, _ = fixture
     z = np.asarray(model(small.X_test[:5], training=False))[:, 0]
     for t in (1e-9, 1e-3, 1 - 1e-9):
-        shifted = np.asarray(scorecard.at_threshold(model, t)(small.X_test[:5]))[:, 0]
+        f = scorecard.at_threshold(model, t, clamp=False)
+        shifted = np.asarray(f(small.X_test[:5]))[:, 0]
         np.testing.assert_allclose(z - shifted, math.log(t / (1 - t)), rtol=1e-5, atol=1e-4)
+        assert not f.clamped and f.threshold_used == t
+    reported = scorecard.at_threshold(model, 1e-9)
+    assert reported.clamped and reported.threshold == 1e-9 and reported.threshold_used == scorecard.CLAMP_RANGE[0]
+    assert not scorecard.at_threshold(model, 0.3).clamped
     assert scorecard.threshold_logit(1e-9) == pytest.approx(math.log(1e-9), rel=1e-9)
     for bad in (0.0, 1.0, -0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="threshold"):
+            scorecard.at_threshold(model, bad, clamp=False)
         with pytest.raises(ValueError, match="threshold"):
             scorecard.at_threshold(model, bad)
 
@@ -490,6 +498,10 @@ def test_audit_robust_accuracy_at_the_operating_point_is_opt_in(fixture):
     default = scorecard.audit(model, small, **common)
     at_op = scorecard.audit(model, small, robust_at_operating_point=True, **common)
     assert default["robust_threshold"] == 0.5 and at_op["robust_threshold"] == 0.02
+    assert not default["threshold_clamped"] and not at_op["threshold_clamped"]
+    clamped = scorecard.audit(model, small, **{**common, "threshold": 1e-9})
+    exact = scorecard.audit(model, small, exact_threshold=True, **{**common, "threshold": 1e-9})
+    assert clamped["threshold_clamped"] and not exact["threshold_clamped"]
     assert at_op["robust_accuracy"] < default["robust_accuracy"]
     assert at_op["robust_sensitivity"] == default["robust_sensitivity"]
 
