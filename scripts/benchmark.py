@@ -60,13 +60,20 @@ def run_notebook(path: Path, save: bool = False, timeout: int = 900) -> tuple[fl
         return _run(path, sockets, save, timeout)
 
 
-def _run(path: Path, sockets: str, save: bool, timeout: int) -> tuple[float, int]:
-    nb = nbformat.read(path, as_version=4)
+def notebook_client(nb: nbformat.NotebookNode, path: Path, sockets: str, timeout: int,
+                    allow_errors: bool = False) -> NotebookClient:
+    """A client that runs ``nb`` (read from ``path``) in a fresh python3 kernel, in the notebook's
+    folder, talking over local sockets in the folder ``sockets`` (not TCP) where the OS allows."""
     config = Config()
     if os.name != "nt":  # local sockets (absolute path): no "running over TCP without encryption" warning
         config.KernelManager.transport, config.KernelManager.ip = "ipc", str(Path(sockets) / "kernel")
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
-                            resources={"metadata": {"path": str(path.parent)}})
+    return NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config, allow_errors=allow_errors,
+                          resources={"metadata": {"path": str(path.parent)}})
+
+
+def _run(path: Path, sockets: str, save: bool, timeout: int) -> tuple[float, int]:
+    nb = nbformat.read(path, as_version=4)
+    client = notebook_client(nb, path, sockets, timeout)
     start = time.perf_counter()
     with client.setup_kernel():
         pid = client.km.provisioner.pid

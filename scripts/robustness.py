@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from traitlets.config import Config
+
+from benchmark import notebook_client  # scripts/ is on sys.path when this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (seed, threads) of each run: two seeds other than the committed 0, and thread counts
@@ -55,16 +55,12 @@ def execute(path: Path, seed: int, threads: int, timeout: int = 900,
     in the order they happened. With ``keep``, the executed notebook is written into that
     folder as ``NAME-seed{seed}-threads{threads}.ipynb``, to read what the draw printed."""
     nb = nbformat.read(path, as_version=4)
-    config = Config()
     previous = {name: os.environ.get(name) for name in ("COURSE_SEED", "COURSE_THREADS")}
     os.environ.update(COURSE_SEED=str(seed), COURSE_THREADS=str(threads))
     errors: list[tuple[int, str]] = []
     try:
         with tempfile.TemporaryDirectory() as sockets:
-            if os.name != "nt":
-                config.KernelManager.transport, config.KernelManager.ip = "ipc", str(Path(sockets) / "kernel")
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config, allow_errors=True,
-                                    resources={"metadata": {"path": str(path.parent)}})
+            client = notebook_client(nb, path, sockets, timeout, allow_errors=True)
             start = time.perf_counter()
             with client.setup_kernel():
                 number = 0
