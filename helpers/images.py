@@ -184,14 +184,19 @@ def _relative_contour(f: dict[str, float], d: dict[str, np.ndarray], k: int) -> 
     return r / r.mean()  # WDBC radius = mean distance from the centre to the contour
 
 
-def _coverage(f: dict[str, float], d: dict[str, np.ndarray], k: int, cell: int, size: int) -> np.ndarray:
-    """``(size, size)`` fraction of each pixel covered by nucleus ``k`` (anti-aliased edge)."""
+def _extent(f: dict[str, float], d: dict[str, np.ndarray], k: int, size: int) -> tuple[float, np.ndarray, float, float]:
+    """Nucleus ``k``'s mean radius in pixels, relative contour, largest extent and the
+    extent its grid cell allows (before any shrinking)."""
     base = float(radius_to_pixels(f["radius"], size))
     if k > 0:
         base *= 1 + MEAN_RADIUS_JITTER * d["radius_z"][k]
     profile = _relative_contour(f, d, k)
-    extent = base * profile.max()
-    limit = MAX_RADIUS_PX * size / 32
+    return base, profile, base * float(profile.max()), MAX_RADIUS_PX * size / 32
+
+
+def _coverage(f: dict[str, float], d: dict[str, np.ndarray], k: int, cell: int, size: int) -> np.ndarray:
+    """``(size, size)`` fraction of each pixel covered by nucleus ``k`` (anti-aliased edge)."""
+    base, profile, extent, limit = _extent(f, d, k, size)
     if extent > limit:  # shrink the whole nucleus so it stays inside its grid cell
         base, extent = base * limit / extent, limit
     half = size / 4
@@ -246,6 +251,29 @@ def render_many(records: Any, feature_names: Sequence[str], rows: Any, size: int
     for i, (record, row) in enumerate(zip(records, rows)):
         images[i, ..., 0] = render_nuclei(record, feature_names, size, patient_rng(render_seed, int(row)))
     return images
+
+
+def capped(records: Any, feature_names: Sequence[str], rows: Any, size: int = 32,
+           render_seed: int = 0) -> np.ndarray:
+    """``(n, 3)`` bool: was nucleus ``k`` of patient ``rows[i]`` shrunk to fit its grid cell?
+
+    Column 0 is the "worst" nucleus, columns 1-2 the two "mean" ones, drawn exactly as
+    :func:`render_many` draws them (same ``render_seed``). A shrunk nucleus is drawn smaller
+    than its record says: the image loses what the radius holds above the cap
+    (:data:`MAX_RADIUS_PX` at 32x32)."""
+    records = validation.finite_array("records", records, ndim=2)
+    rows = np.asarray(rows).reshape(-1)
+    if len(rows) != len(records):
+        raise ValueError(f"rows must have one patient index per record ({len(records)}), got {len(rows)}")
+    size = _check_size(size)
+    out = np.zeros((len(records), NUCLEI_PER_IMAGE), dtype=bool)
+    for i, (record, row) in enumerate(zip(records, rows)):
+        features = _features(record, feature_names)
+        d = _draws(patient_rng(render_seed, int(row)), size)
+        for k in range(NUCLEI_PER_IMAGE):
+            _, _, extent, limit = _extent(features["worst"] if k == 0 else features["mean"], d, k, size)
+            out[i, k] = extent > limit
+    return out
 
 
 def measure_nuclei(image: Any) -> dict[str, float]:

@@ -168,3 +168,24 @@ def test_each_measurement_moves_its_own_feature(phantom):
     # Chromatin noise nibbles at the segmented contour a little (measured: +0.017 of 1 - solidity,
     # against +0.072 from concavity and concave points).
     assert concavity_effect[column["concavity"]] > 2 * texture_effect[column["concavity"]]
+
+
+def test_capped_marks_exactly_the_nuclei_drawn_smaller_than_their_record(phantom):
+    split = phantom[0]
+    records, rows = split.records_test[:40], split.rows_test[:40]
+    shrunk = images.capped(records, split.feature_names, rows, 32, split.render_seed)
+    assert shrunk.shape == (40, images.NUCLEI_PER_IMAGE) and shrunk.dtype == bool
+    radius = split.feature_names.index("worst radius")
+    big, small = records.copy(), records.copy()
+    big[:, radius], small[:, radius] = 60.0, 7.0   # 12.8 px mean radius: above the cap; 2.2 px: far below it
+    assert images.capped(big, split.feature_names, rows, 32, split.render_seed)[:, 0].all()
+    assert not images.capped(small, split.feature_names, rows, 32, split.render_seed)[:, 0].any()
+    # a capped worst nucleus is drawn at the cap: doubling its radius leaves the image unchanged
+    i = int(np.flatnonzero(shrunk[:, 0])[0])
+    twice = records[i:i + 1].copy()
+    twice[0, radius] *= 2
+    drawn = [images.render_many(r, split.feature_names, rows[i:i + 1], 32, split.render_seed)
+             for r in (records[i:i + 1], twice)]
+    assert np.array_equal(drawn[0], drawn[1])
+    with pytest.raises(ValueError, match="rows"):
+        images.capped(records, split.feature_names, rows[:3])
