@@ -9,14 +9,14 @@ What each part does
   weighted by their numbers of examples. :func:`run_fedavg` runs rounds of local training and
   aggregation; :func:`keras_sgd_trainer` (plain SGD) and :class:`DPSGDTrainer` (the course's
   Poisson DP-SGD, :mod:`helpers.dp_training`, run locally in every hospital) are the local steps.
-* Secure aggregation (Bonawitz et al. 2017, simplified to an honest-but-curious server): floats
-  are encoded in fixed point as integers modulo the prime :data:`PRIME` (:func:`encode`,
-  :func:`decode`); each pair of clients ``i < j`` shares a uniformly random mask that ``i``
-  adds and ``j`` subtracts (:func:`pairwise_masks`, :func:`mask_update`), so every masked
-  vector the server receives is uniformly random on its own, and the masks cancel in the sum
-  (:func:`secure_sum`). A client that drops out after the masks were agreed is handled by the
-  survivors revealing the masks they shared with it (``dropped=``). :func:`additive_shares`
-  is the same idea written as plain secret sharing (a value split into uniformly random shares).
+* Secure aggregation: floats are encoded in fixed point as integers modulo the prime
+  :data:`PRIME` (:func:`encode`, :func:`decode`). :func:`pairwise_masks` and
+  :func:`mask_update` are the *idea* only (each pair of clients ``i < j`` shares a mask that
+  ``i`` adds and ``j`` subtracts; masks from a public seed, for teaching and for showing what
+  goes wrong). :func:`secure_sum` and :class:`SecureAggregator` run the protocol in outline
+  (Bonawitz et al. 2017, :mod:`helpers.secagg`): fresh X25519 keys every round, ChaCha20
+  masks, double masking and t-of-n Shamir shares, for an honest-but-curious server.
+  :func:`additive_shares` is plain additive secret sharing (a value split into uniform shares).
 
 Privacy accounting for DP-FedAvg with local DP-SGD: :func:`dp_fedavg_epsilons` (per hospital,
 per patient; the hospitals are disjoint, so by parallel composition the guarantee for any
@@ -304,14 +304,21 @@ def check_modulus(n_clients: int, bound: float, frac_bits: int, modulus: int = P
                          f"frac_bits {frac_bits} (the encoded sum would wrap around), got {modulus}")
 
 
-def encode(values: Any, frac_bits: int = 24, modulus: int = PRIME, bound: float | None = None) -> np.ndarray:
+def encode(values: Any, frac_bits: int = 24, modulus: int = PRIME, bound: float | None = None,
+           saturate: bool = False) -> np.ndarray:
     """Fixed point: ``round(values * 2^frac_bits) mod modulus`` as int64 residues.
 
     Negative numbers wrap to the top of the field (``-1`` becomes ``modulus - 1``). With
-    ``bound``, values outside ``[-bound, bound]`` raise ``ValueError`` (clip them first).
+    ``bound``, values outside ``[-bound, bound]`` raise ``ValueError`` (clip them first), or,
+    with ``saturate=True``, are clipped to the bound: inside a DP computation an error that
+    depends on the data would itself leak, so the DP path saturates.
     """
     values = validation.finite_array("values", values)
     frac_bits, modulus = _frac_bits(frac_bits), _modulus(modulus)
+    if saturate:
+        if bound is None:
+            raise ValueError("bound must be given when saturate=True (the value to clip to)")
+        values = np.clip(values, -validation.positive("bound", bound), bound)
     if bound is not None and np.max(np.abs(values)) > bound:
         raise ValueError(f"values must lie in [-bound, bound] = [-{bound}, {bound}], got max |value| "
                          f"{np.max(np.abs(values)):.6g}; clip them first")
@@ -361,12 +368,14 @@ def reconstruct(shares: Any, modulus: int = PRIME) -> np.ndarray:
     return total
 
 
-def pairwise_masks(n_clients: int, dim: int, modulus: int = PRIME, seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
-    """One uniformly random mask in ``Z_modulus^dim`` per pair ``i < j``.
+def pairwise_masks(n_clients: int, dim: int, modulus: int = PRIME, *, seed: int) -> dict[tuple[int, int], np.ndarray]:
+    """One uniformly random mask in ``Z_modulus^dim`` per pair ``i < j``: the idea of secure
+    aggregation, for teaching only.
 
-    In the real protocol ``i`` and ``j`` agree on a seed by Diffie-Hellman key exchange and
-    expand it with a pseudorandom generator; here each pair's generator is seeded by
-    ``(seed, i, j)``, which only the simulation knows.
+    Each pair's generator is seeded by ``(seed, i, j)``: anyone who knows ``seed`` knows every
+    mask, and the same ``seed`` gives the same masks (two rounds masked alike are a two-time pad:
+    their difference is the difference of the updates). The protocol (:mod:`helpers.secagg`)
+    derives each mask from a fresh X25519 key agreement instead.
     """
     n_clients = validation.positive_int("n_clients", n_clients, minimum=2)
     dim = validation.positive_int("dim", dim)
@@ -397,28 +406,28 @@ class SecureSum:
     total: np.ndarray            #: the decoded sum over the clients that did not drop out
     masked: np.ndarray           #: the server's view: one masked vector per surviving client
     survivors: list[int]
-    bytes_per_client: int        #: bytes each surviving client sent (masked vector + recovery)
-    seconds: float               #: encoding, masking and unmasking (all clients, simulated serially)
+    bytes_per_client: int        #: bytes each surviving client sent in the round (all four steps)
+    seconds: float               #: keys, shares, encoding, masking and unmasking (all clients, serially)
+    bytes_by_step: dict = field(default_factory=dict)   #: the same bytes, per protocol step
+    server_prg_expansions: int = 0                      #: masks the server recomputed for dropped clients
 
 
-def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
-               dropped: Sequence[int] = ()) -> SecureSum:
-    """Sum of the rows of ``updates`` (one per client) computed by secure aggregation.
+def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = PRIME,
+               dropped: Sequence[int] = (), threshold: int | None = None, saturate: bool = False) -> SecureSum:
+    """Sum of the rows of ``updates`` (one per client) computed by secure aggregation: one fresh
+    round of :class:`helpers.secagg.SecAggRound` (X25519 key agreement, ChaCha20 masks, a self-mask,
+    t-of-n Shamir shares of both secrets; new keys on every call, so no mask is ever reused).
 
-    1. every pair of clients agrees on a mask (:func:`pairwise_masks`);
-    2. each client encodes its row in fixed point (values must lie in ``[-bound, bound]``) and
-       sends the masked vector (:func:`mask_update`): uniformly random on its own;
-    3. clients in ``dropped`` send nothing (they left after step 1); each survivor then sends
-       the masks it shared with them, so the server can remove them;
-    4. the server adds the masked vectors modulo :data:`PRIME`: the masks cancel and it decodes
-       the sum of the survivors' rows, exact up to ``2^-frac_bits / 2`` per client and coordinate.
-
-    Raises ``ValueError`` when fewer than 2 clients, when the modulus is too small for the
-    encoded sum (:func:`check_modulus`), or when a value is outside ``[-bound, bound]``.
-    Simplified from Bonawitz et al. (2017): an honest-but-curious server, the recovery masks
-    sent in the clear (the real protocol Shamir-shares the seeds and double-masks each update,
-    so that a client that is only late cannot be unmasked).
+    Each client encodes its row in fixed point (:func:`encode` with ``bound``; ``saturate=True``
+    clips values to ``[-bound, bound]`` instead of raising, for use inside a DP computation) and
+    sends its masked vector; clients in ``dropped`` send nothing and the survivors' shares of
+    their keys remove their pairwise masks. The sum is exact up to ``2^-frac_bits / 2`` per
+    client and coordinate. Raises ``ValueError`` when fewer than 2 clients, when the modulus is
+    too small for the encoded sum (:func:`check_modulus`), when a value is outside
+    ``[-bound, bound]`` (unless ``saturate``), or when fewer than ``threshold`` clients survive.
     """
+    from helpers import secagg
+
     updates = validation.finite_array("updates", updates, ndim=2)
     n, dim = updates.shape
     validation.positive_int("n_clients", n, minimum=2)
@@ -427,22 +436,14 @@ def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = P
     if any(not 0 <= d < n for d in dropped):
         raise ValueError(f"dropped must list client indices in [0, {n}), got {dropped}")
     survivors = [k for k in range(n) if k not in dropped]
-    if len(survivors) < 2:
-        raise ValueError(f"dropped must leave at least 2 clients (the sum of one is its update), got {dropped}")
-    start = time.perf_counter()
-    masks = pairwise_masks(n, dim, modulus, seed)
-    masked = np.stack([mask_update(encode(updates[k], frac_bits, modulus, bound), k, masks, modulus)
-                       for k in survivors])
-    total = reconstruct(masked, modulus)
-    recovery = 0
-    for (i, j), m in masks.items():  # masks between a survivor and a dropped client do not cancel
-        if i in dropped and j in survivors:      # j subtracted m_ij: add it back
-            total, recovery = _add(total, m, modulus), recovery + 1
-        elif j in dropped and i in survivors:    # i added m_ij: subtract it
-            total, recovery = np.mod(total - m, modulus), recovery + 1
-    seconds = time.perf_counter() - start
-    per_client = RESIDUE_BYTES * dim + (RESIDUE_BYTES * dim * recovery // len(survivors) if recovery else 0)
-    return SecureSum(decode(total, frac_bits, modulus), masked, survivors, int(per_client), seconds)
+    t = n // 2 + 1 if threshold is None else threshold
+    if len(survivors) < max(2, t):
+        raise ValueError(f"dropped must leave at least max(2, threshold={t}) clients, got {dropped}")
+    residues = np.stack([encode(row, frac_bits, modulus, bound, saturate=saturate) for row in updates])
+    total, received, rnd, seconds = secagg.secure_sum_residues(residues, modulus, dropped, t)
+    by_step = rnd.bytes_per_hospital(RESIDUE_BYTES)
+    return SecureSum(decode(total, frac_bits, modulus), np.stack([received[k] for k in survivors]), survivors,
+                     int(sum(by_step.values())), seconds, by_step, rnd.prg_expansions)
 
 
 class SecureAggregator:
@@ -450,19 +451,20 @@ class SecureAggregator:
 
     Each client sends ``[n_k * w_k, n_k]`` (its example count appended, so even the counts are
     only learned in total) through :func:`secure_sum`; the server divides. ``bound`` must cover
-    every ``|n_k * w_k|`` (``ValueError`` otherwise). ``last_bytes_per_client`` and
-    ``last_seconds`` describe the last round.
+    every ``|n_k * w_k|`` (``ValueError`` otherwise; ``saturate=True`` clips instead, so that no
+    abort depends on the data inside a DP computation). Every round is a fresh protocol run (new
+    keys and masks). ``last_bytes_per_client`` and ``last_seconds`` describe the last round.
 
     ``weighted=False`` sends ``[w_k, 1]`` instead: every client counts equally and no example
     count leaves a hospital (with DP, a count is not protected: one patient changes it).
     """
 
-    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
-                 weighted: bool = True) -> None:
+    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, weighted: bool = True,
+                 saturate: bool = False) -> None:
         self.weighted = bool(weighted)
+        self.saturate = bool(saturate)
         self.bound = validation.positive("bound", bound)
         self.frac_bits, self.modulus = _frac_bits(frac_bits), _modulus(modulus)
-        self.seed = validation.positive_int("seed", seed, minimum=0)
         self.rounds = 0
         self.last_bytes_per_client = 0
         self.last_seconds = 0.0
@@ -471,7 +473,7 @@ class SecureAggregator:
         _check_weight_lists(weight_lists)
         counts = sizes if self.weighted else [1] * len(weight_lists)
         rows = np.stack([np.append(n * flatten(ws), n) for ws, n in zip(weight_lists, counts)])
-        result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, seed=self.seed + self.rounds)
+        result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, saturate=self.saturate)
         self.rounds += 1
         self.last_bytes_per_client, self.last_seconds = result.bytes_per_client, result.seconds
         return unflatten(result.total[:-1] / result.total[-1], weight_lists[0])
