@@ -22,7 +22,10 @@ Modules
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
 ``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).
 ``helpers.scorecard``  ``audit()``: one model, four pillars, one table row; model cards.
-``helpers.federated``  hospitals as clients: non-IID splits, FedAvg, local DP-SGD, secure aggregation (secret sharing).
+``helpers.federated``  hospitals as clients: non-IID splits, FedAvg, local and distributed DP-SGD, secure
+                       aggregation, Byzantine hospitals (coordinate median, norm bound).
+``helpers.secagg``     secure aggregation in outline (Bonawitz et al., 2017): X25519 + ChaCha20 masks, self-masks,
+                       Shamir shares, the never-both rule, the joint-view test.
 ``helpers.he``         CKKS homomorphic encryption (TenSEAL, optional): encrypted linear inference, its error and cost.
 """
 from helpers.env import COLORS, setup

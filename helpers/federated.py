@@ -9,14 +9,14 @@ What each part does
   weighted by their numbers of examples. :func:`run_fedavg` runs rounds of local training and
   aggregation; :func:`keras_sgd_trainer` (plain SGD) and :class:`DPSGDTrainer` (the course's
   Poisson DP-SGD, :mod:`helpers.dp_training`, run locally in every hospital) are the local steps.
-* Secure aggregation (Bonawitz et al. 2017, simplified to an honest-but-curious server): floats
-  are encoded in fixed point as integers modulo the prime :data:`PRIME` (:func:`encode`,
-  :func:`decode`); each pair of clients ``i < j`` shares a uniformly random mask that ``i``
-  adds and ``j`` subtracts (:func:`pairwise_masks`, :func:`mask_update`), so every masked
-  vector the server receives is uniformly random on its own, and the masks cancel in the sum
-  (:func:`secure_sum`). A client that drops out after the masks were agreed is handled by the
-  survivors revealing the masks they shared with it (``dropped=``). :func:`additive_shares`
-  is the same idea written as plain secret sharing (a value split into uniformly random shares).
+* Secure aggregation: floats are encoded in fixed point as integers modulo the prime
+  :data:`PRIME` (:func:`encode`, :func:`decode`). :func:`pairwise_masks` and
+  :func:`mask_update` are the *idea* only (each pair of clients ``i < j`` shares a mask that
+  ``i`` adds and ``j`` subtracts; masks from a public seed, for teaching and for showing what
+  goes wrong). :func:`secure_sum` and :class:`SecureAggregator` run the protocol in outline
+  (Bonawitz et al. 2017, :mod:`helpers.secagg`): fresh X25519 keys every round, ChaCha20
+  masks, double masking and t-of-n Shamir shares, for an honest-but-curious server.
+  :func:`additive_shares` is plain additive secret sharing (a value split into uniform shares).
 
 Privacy accounting for DP-FedAvg with local DP-SGD: :func:`dp_fedavg_epsilons` (per hospital,
 per patient; the hospitals are disjoint, so by parallel composition the guarantee for any
@@ -304,14 +304,21 @@ def check_modulus(n_clients: int, bound: float, frac_bits: int, modulus: int = P
                          f"frac_bits {frac_bits} (the encoded sum would wrap around), got {modulus}")
 
 
-def encode(values: Any, frac_bits: int = 24, modulus: int = PRIME, bound: float | None = None) -> np.ndarray:
+def encode(values: Any, frac_bits: int = 24, modulus: int = PRIME, bound: float | None = None,
+           saturate: bool = False) -> np.ndarray:
     """Fixed point: ``round(values * 2^frac_bits) mod modulus`` as int64 residues.
 
     Negative numbers wrap to the top of the field (``-1`` becomes ``modulus - 1``). With
-    ``bound``, values outside ``[-bound, bound]`` raise ``ValueError`` (clip them first).
+    ``bound``, values outside ``[-bound, bound]`` raise ``ValueError`` (clip them first), or,
+    with ``saturate=True``, are clipped to the bound: inside a DP computation an error that
+    depends on the data would itself leak, so the DP path saturates.
     """
     values = validation.finite_array("values", values)
     frac_bits, modulus = _frac_bits(frac_bits), _modulus(modulus)
+    if saturate:
+        if bound is None:
+            raise ValueError("bound must be given when saturate=True (the value to clip to)")
+        values = np.clip(values, -validation.positive("bound", bound), bound)
     if bound is not None and np.max(np.abs(values)) > bound:
         raise ValueError(f"values must lie in [-bound, bound] = [-{bound}, {bound}], got max |value| "
                          f"{np.max(np.abs(values)):.6g}; clip them first")
@@ -361,12 +368,14 @@ def reconstruct(shares: Any, modulus: int = PRIME) -> np.ndarray:
     return total
 
 
-def pairwise_masks(n_clients: int, dim: int, modulus: int = PRIME, seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
-    """One uniformly random mask in ``Z_modulus^dim`` per pair ``i < j``.
+def pairwise_masks(n_clients: int, dim: int, modulus: int = PRIME, *, seed: int) -> dict[tuple[int, int], np.ndarray]:
+    """One uniformly random mask in ``Z_modulus^dim`` per pair ``i < j``: the idea of secure
+    aggregation, for teaching only.
 
-    In the real protocol ``i`` and ``j`` agree on a seed by Diffie-Hellman key exchange and
-    expand it with a pseudorandom generator; here each pair's generator is seeded by
-    ``(seed, i, j)``, which only the simulation knows.
+    Each pair's generator is seeded by ``(seed, i, j)``: anyone who knows ``seed`` knows every
+    mask, and the same ``seed`` gives the same masks (two rounds masked alike are a two-time pad:
+    their difference is the difference of the updates). The protocol (:mod:`helpers.secagg`)
+    derives each mask from a fresh X25519 key agreement instead.
     """
     n_clients = validation.positive_int("n_clients", n_clients, minimum=2)
     dim = validation.positive_int("dim", dim)
@@ -397,28 +406,28 @@ class SecureSum:
     total: np.ndarray            #: the decoded sum over the clients that did not drop out
     masked: np.ndarray           #: the server's view: one masked vector per surviving client
     survivors: list[int]
-    bytes_per_client: int        #: bytes each surviving client sent (masked vector + recovery)
-    seconds: float               #: encoding, masking and unmasking (all clients, simulated serially)
+    bytes_per_client: int        #: bytes each surviving client sent in the round (all four steps)
+    seconds: float               #: keys, shares, encoding, masking and unmasking (all clients, serially)
+    bytes_by_step: dict = field(default_factory=dict)   #: the same bytes, per protocol step
+    server_prg_expansions: int = 0                      #: masks the server recomputed for dropped clients
 
 
-def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
-               dropped: Sequence[int] = ()) -> SecureSum:
-    """Sum of the rows of ``updates`` (one per client) computed by secure aggregation.
+def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = PRIME,
+               dropped: Sequence[int] = (), threshold: int | None = None, saturate: bool = False) -> SecureSum:
+    """Sum of the rows of ``updates`` (one per client) computed by secure aggregation: one fresh
+    round of :class:`helpers.secagg.SecAggRound` (X25519 key agreement, ChaCha20 masks, a self-mask,
+    t-of-n Shamir shares of both secrets; new keys on every call, so no mask is ever reused).
 
-    1. every pair of clients agrees on a mask (:func:`pairwise_masks`);
-    2. each client encodes its row in fixed point (values must lie in ``[-bound, bound]``) and
-       sends the masked vector (:func:`mask_update`): uniformly random on its own;
-    3. clients in ``dropped`` send nothing (they left after step 1); each survivor then sends
-       the masks it shared with them, so the server can remove them;
-    4. the server adds the masked vectors modulo :data:`PRIME`: the masks cancel and it decodes
-       the sum of the survivors' rows, exact up to ``2^-frac_bits / 2`` per client and coordinate.
-
-    Raises ``ValueError`` when fewer than 2 clients, when the modulus is too small for the
-    encoded sum (:func:`check_modulus`), or when a value is outside ``[-bound, bound]``.
-    Simplified from Bonawitz et al. (2017): an honest-but-curious server, the recovery masks
-    sent in the clear (the real protocol Shamir-shares the seeds and double-masks each update,
-    so that a client that is only late cannot be unmasked).
+    Each client encodes its row in fixed point (:func:`encode` with ``bound``; ``saturate=True``
+    clips values to ``[-bound, bound]`` instead of raising, for use inside a DP computation) and
+    sends its masked vector; clients in ``dropped`` send nothing and the survivors' shares of
+    their keys remove their pairwise masks. The sum is exact up to ``2^-frac_bits / 2`` per
+    client and coordinate. Raises ``ValueError`` when fewer than 2 clients, when the modulus is
+    too small for the encoded sum (:func:`check_modulus`), when a value is outside
+    ``[-bound, bound]`` (unless ``saturate``), or when fewer than ``threshold`` clients survive.
     """
+    from helpers import secagg
+
     updates = validation.finite_array("updates", updates, ndim=2)
     n, dim = updates.shape
     validation.positive_int("n_clients", n, minimum=2)
@@ -427,22 +436,14 @@ def secure_sum(updates: Any, bound: float, frac_bits: int = 24, modulus: int = P
     if any(not 0 <= d < n for d in dropped):
         raise ValueError(f"dropped must list client indices in [0, {n}), got {dropped}")
     survivors = [k for k in range(n) if k not in dropped]
-    if len(survivors) < 2:
-        raise ValueError(f"dropped must leave at least 2 clients (the sum of one is its update), got {dropped}")
-    start = time.perf_counter()
-    masks = pairwise_masks(n, dim, modulus, seed)
-    masked = np.stack([mask_update(encode(updates[k], frac_bits, modulus, bound), k, masks, modulus)
-                       for k in survivors])
-    total = reconstruct(masked, modulus)
-    recovery = 0
-    for (i, j), m in masks.items():  # masks between a survivor and a dropped client do not cancel
-        if i in dropped and j in survivors:      # j subtracted m_ij: add it back
-            total, recovery = _add(total, m, modulus), recovery + 1
-        elif j in dropped and i in survivors:    # i added m_ij: subtract it
-            total, recovery = np.mod(total - m, modulus), recovery + 1
-    seconds = time.perf_counter() - start
-    per_client = RESIDUE_BYTES * dim + (RESIDUE_BYTES * dim * recovery // len(survivors) if recovery else 0)
-    return SecureSum(decode(total, frac_bits, modulus), masked, survivors, int(per_client), seconds)
+    t = n // 2 + 1 if threshold is None else threshold
+    if len(survivors) < max(2, t):
+        raise ValueError(f"dropped must leave at least max(2, threshold={t}) clients, got {dropped}")
+    residues = np.stack([encode(row, frac_bits, modulus, bound, saturate=saturate) for row in updates])
+    total, received, rnd, seconds = secagg.secure_sum_residues(residues, modulus, dropped, t)
+    by_step = rnd.bytes_per_hospital(RESIDUE_BYTES)
+    return SecureSum(decode(total, frac_bits, modulus), np.stack([received[k] for k in survivors]), survivors,
+                     int(sum(by_step.values())), seconds, by_step, rnd.prg_expansions)
 
 
 class SecureAggregator:
@@ -450,19 +451,20 @@ class SecureAggregator:
 
     Each client sends ``[n_k * w_k, n_k]`` (its example count appended, so even the counts are
     only learned in total) through :func:`secure_sum`; the server divides. ``bound`` must cover
-    every ``|n_k * w_k|`` (``ValueError`` otherwise). ``last_bytes_per_client`` and
-    ``last_seconds`` describe the last round.
+    every ``|n_k * w_k|`` (``ValueError`` otherwise; ``saturate=True`` clips instead, so that no
+    abort depends on the data inside a DP computation). Every round is a fresh protocol run (new
+    keys and masks). ``last_bytes_per_client`` and ``last_seconds`` describe the last round.
 
     ``weighted=False`` sends ``[w_k, 1]`` instead: every client counts equally and no example
     count leaves a hospital (with DP, a count is not protected: one patient changes it).
     """
 
-    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, seed: int = 0,
-                 weighted: bool = True) -> None:
+    def __init__(self, bound: float, frac_bits: int = 24, modulus: int = PRIME, weighted: bool = True,
+                 saturate: bool = False) -> None:
         self.weighted = bool(weighted)
+        self.saturate = bool(saturate)
         self.bound = validation.positive("bound", bound)
         self.frac_bits, self.modulus = _frac_bits(frac_bits), _modulus(modulus)
-        self.seed = validation.positive_int("seed", seed, minimum=0)
         self.rounds = 0
         self.last_bytes_per_client = 0
         self.last_seconds = 0.0
@@ -471,7 +473,142 @@ class SecureAggregator:
         _check_weight_lists(weight_lists)
         counts = sizes if self.weighted else [1] * len(weight_lists)
         rows = np.stack([np.append(n * flatten(ws), n) for ws, n in zip(weight_lists, counts)])
-        result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, seed=self.seed + self.rounds)
+        result = secure_sum(rows, self.bound, self.frac_bits, self.modulus, saturate=self.saturate)
         self.rounds += 1
         self.last_bytes_per_client, self.last_seconds = result.bytes_per_client, result.seconds
         return unflatten(result.total[:-1] / result.total[-1], weight_lists[0])
+
+
+# ----------------------------------------------------------------------------- Byzantine hospitals
+
+def poisoned(local_train: Callable[[Weights, int, int], Weights], attacker: int, scale: float
+             ) -> Callable[[Weights, int, int], Weights]:
+    """A local trainer in which client ``attacker`` is Byzantine: it trains honestly, then sends
+    ``global + scale * (its weights - global)`` (``scale = -10``: its update reversed and boosted
+    tenfold, a simple model-poisoning attack). Every other client is unchanged."""
+    scale = float(validation.finite_array("scale", [scale])[0])
+
+    def train(weights: Weights, k: int, r: int) -> Weights:
+        local = local_train(weights, k, r)
+        if k != attacker:
+            return local
+        return [np.asarray(g + scale * (w - g), np.float32) for g, w in zip(weights, local)]
+
+    return train
+
+
+def coordinate_median(weight_lists: Sequence[Weights], sizes: Sequence[int]) -> Weights:
+    """Coordinate-wise median of the clients' weights (Yin et al., 2018), unweighted: with ``n``
+    clients, fewer than ``n / 2`` Byzantine ones cannot move any coordinate outside the range
+    of the honest values. ``sizes`` is ignored (a Byzantine client could lie about it)."""
+    _check_weight_lists(weight_lists)
+    return [np.median(np.stack([np.asarray(ws[i], np.float64) for ws in weight_lists]), axis=0).astype(np.float32)
+            for i in range(len(weight_lists[0]))]
+
+
+class NormBoundedMean:
+    """FedAvg of updates whose L2 norm is clipped to ``max_norm`` (Sun et al., 2019): client
+    ``k``'s update ``w_k - global`` is scaled down to norm ``max_norm`` if longer, then the
+    clipped updates are averaged with the size weights and added to the global weights. It
+    keeps the global weights of the last round (``initial_weights`` first)."""
+
+    def __init__(self, initial_weights: Weights, max_norm: float) -> None:
+        self.current = [np.asarray(w, np.float64) for w in initial_weights]
+        self.max_norm = validation.positive("max_norm", max_norm)
+        self.last_norms: list[float] = []
+
+    def __call__(self, weight_lists: Sequence[Weights], sizes: Sequence[int]) -> Weights:
+        _check_weight_lists(weight_lists)
+        center = flatten(self.current)
+        updates = [flatten(ws) - center for ws in weight_lists]
+        self.last_norms = [float(np.linalg.norm(u)) for u in updates]
+        clipped = [u * min(1.0, self.max_norm / max(n, 1e-12)) for u, n in zip(updates, self.last_norms)]
+        share = np.asarray(sizes, np.float64) / np.sum(sizes)
+        new = unflatten(center + sum(s * u for s, u in zip(share, clipped)), weight_lists[0])
+        self.current = [np.asarray(w, np.float64) for w in new]
+        return new
+
+
+def numpy_logreg_trainer(clients: Sequence[tuple[np.ndarray, np.ndarray]], epochs: int, batch_size: int,
+                         learning_rate: float, seed: int) -> Callable[[Weights, int, int], Weights]:
+    """Local training for :func:`run_fedavg` of a logistic regression (weights ``[(d, 1), (1,)]``,
+    as ``models.mlp(d, 1, hidden=())``) in numpy: ``epochs`` of mini-batch SGD on the mean
+    cross-entropy, shuffled by ``numpy.random.default_rng([seed, k, r])``. The same step as
+    :func:`keras_sgd_trainer`, a hundred times faster, for sections that train many federations."""
+    data = [validation.training_data(X, y) for X, y in clients]
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    learning_rate = validation.positive("learning_rate", learning_rate)
+    seed = validation.positive_int("seed", seed, minimum=0)
+
+    def train(weights: Weights, k: int, r: int) -> Weights:
+        X, y = data[k]
+        w, b = np.asarray(weights[0], np.float64).reshape(-1), float(np.asarray(weights[1]).reshape(-1)[0])
+        rng = np.random.default_rng([seed, k, r])
+        for _ in range(epochs):
+            order = rng.permutation(len(y))
+            for start in range(0, len(y), batch_size):
+                idx = order[start:start + batch_size]
+                err = 1 / (1 + np.exp(-(X[idx] @ w + b))) - y[idx]
+                w, b = w - learning_rate * X[idx].T @ err / len(idx), b - learning_rate * err.mean()
+        return [w.reshape(-1, 1).astype(np.float32), np.array([b], np.float32)]
+
+    return train
+
+
+# ----------------------------------------------------------------------------- distributed DP
+
+@dataclass
+class DistributedDPRun:
+    """What :func:`distributed_dp_sgd` ran: the final weights and the numbers the accountant needs."""
+
+    weights: Weights
+    steps: int                 #: DP-SGD steps (one secure-aggregation round each)
+    sampling_rate: float       #: q = expected_batch / total patients (the total is public)
+    noise_std_per_hospital: float   #: each hospital's noise share: sigma * clip / sqrt(n_hospitals)
+    bytes_per_hospital: int    #: over the whole run (every step is a protocol round)
+
+
+def distributed_dp_sgd(initial_weights: Weights, clients: Sequence[tuple[np.ndarray, np.ndarray]], epochs: int,
+                       expected_batch: int, noise_multiplier: float, l2_norm_clip: float, learning_rate: float,
+                       seed: int, bound: float = 1e4) -> DistributedDPRun:
+    """DP-SGD of a logistic regression over all hospitals' patients with the noise *distributed*.
+
+    Every step, each patient of every hospital joins with probability ``q = expected_batch / N``
+    (``N`` = all patients, public); each hospital clips its sampled patients' gradients to
+    ``l2_norm_clip``, sums them and adds its noise share ``N(0, (sigma C)^2 / n_hospitals)``;
+    secure aggregation (:func:`secure_sum`, ``saturate=True``) gives the server only the total,
+    whose noise ``N(0, (sigma C)^2)`` is exactly central DP-SGD's. So the ε is central DP-SGD's
+    (``dp.poisson_gaussian_epsilon(q, steps, sigma, delta)``) against a server that colludes with
+    no hospital; colluding hospitals subtract their shares (see the notebook). Noise shares come
+    from ``numpy.random.default_rng([seed, k, step])``: a deployment needs secret randomness.
+    """
+    data = [validation.training_data(X, y) for X, y in clients]
+    n_h = validation.positive_int("n_clients", len(data), minimum=2)
+    total = sum(len(y) for _, y in data)
+    expected_batch = validation.positive_int("expected_batch", expected_batch)
+    if expected_batch > total:
+        raise ValueError(f"expected_batch must be <= the number of patients ({total}), got {expected_batch}")
+    sigma = validation.non_negative("noise_multiplier", noise_multiplier)
+    clip = validation.positive("l2_norm_clip", l2_norm_clip)
+    lr = validation.positive("learning_rate", learning_rate)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    q = expected_batch / total
+    steps = max(1, round(validation.positive_int("epochs", epochs) / q))
+    w = flatten(initial_weights)
+    share_std = sigma * clip / math.sqrt(n_h)
+    sent = 0
+    for t in range(steps):
+        rows = []
+        for k, (X, y) in enumerate(data):
+            rng = np.random.default_rng([seed, k, t])
+            idx = np.flatnonzero(rng.random(len(y)) < q)
+            Xb = np.column_stack([X[idx], np.ones(len(idx))])
+            err = 1 / (1 + np.exp(-(Xb @ w))) - y[idx]
+            grads = Xb * err[:, None]
+            grads *= np.minimum(1.0, clip / np.maximum(np.linalg.norm(grads, axis=1), 1e-12))[:, None]
+            rows.append(grads.sum(axis=0) + rng.normal(0, share_std, size=w.size))
+        result = secure_sum(np.stack(rows), bound, saturate=True)
+        sent += result.bytes_per_client
+        w = w - lr * result.total / expected_batch
+    return DistributedDPRun(unflatten(w, initial_weights), steps, q, share_std, sent)

@@ -6,7 +6,7 @@ plaintext logistic-regression model. The cloud computes ``x · w + b`` on the ci
 (:func:`encrypted_logit`) and returns an encrypted logit that only the hospital can decrypt.
 
 CKKS (Cheon, Kim, Kim & Song 2017) computes on approximate numbers: every result carries a
-small error (about 1e-6 at the default parameters), measured by :func:`inference_report`.
+small error (of order 1e-6 at the default parameters), measured by :func:`inference_report`.
 
 TenSEAL is optional: it has no usable wheel for macOS in the course's lock. :func:`available`
 says whether it can be imported, and :data:`INSTALL_HINT` says how to add it.
@@ -114,6 +114,42 @@ def all_slots(context: Any, enc: Any) -> np.ndarray:
     plain = sealapi.Plaintext()
     context.decryptor().data.decrypt(enc.ciphertext()[0], plain)
     return np.asarray(sealapi.CKKSEncoder(context.seal_context().data).decode_double(plain))
+
+
+def rotation_steps(n_features: int) -> list[int]:
+    """The slot rotations a rotate-and-add sum of ``n_features`` slots uses: 1, 2, 4, ... below
+    ``n_features`` (5 for 30 features). TenSEAL's ``dot`` uses these; its public context
+    nevertheless carries keys for every rotation."""
+    n = validation.positive_int("n_features", n_features, minimum=2)
+    return [2 ** i for i in range((n - 1).bit_length())]
+
+
+def galois_key_bytes(context: Any, steps: Sequence[int] | None = None) -> int:
+    """Serialized size (SEAL's compressed, seeded format) of the Galois keys for the rotations
+    ``steps``, or for every rotation TenSEAL generates when ``steps`` is None. Needs the secret
+    key (``ValueError`` otherwise): measured with SEAL's key generator, since TenSEAL's API
+    generates all of them or none."""
+    import os
+    import tempfile
+
+    import tenseal.sealapi as sealapi
+
+    if not context.has_secret_key():
+        raise ValueError("context must hold the secret key to generate Galois keys")
+    seal = context.seal_context().data
+    generator = sealapi.KeyGenerator(seal, context.secret_key().data)
+    if steps is None:
+        keys = generator.create_galois_keys()
+    else:
+        steps = [validation.positive_int("steps", int(s)) for s in steps]
+        keys = generator.create_galois_keys(seal.key_context_data().galois_tool().get_elts_from_steps(steps))
+    handle, path = tempfile.mkstemp()
+    os.close(handle)
+    try:
+        keys.save(path)
+        return os.path.getsize(path)
+    finally:
+        os.remove(path)
 
 
 def decrypt_scalar(enc: Any) -> float:

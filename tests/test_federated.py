@@ -109,9 +109,14 @@ def test_modulus_too_small_raises_and_min_modulus_is_tight():
         assert np.allclose(out.total, 3 * sign)
 
 
-def test_encode_rejects_values_outside_the_bound():
+def test_encode_rejects_values_outside_the_bound_or_saturates():
     with pytest.raises(ValueError, match="bound"):
         fl.encode([2.0], bound=1.0)
+    assert np.allclose(fl.decode(fl.encode([2.0, -3.0, 0.5], bound=1.0, saturate=True)), [1.0, -1.0, 0.5])
+    with pytest.raises(ValueError, match="bound"):
+        fl.encode([2.0], saturate=True)
+    out = fl.secure_sum(np.array([[5.0], [0.5]]), bound=1.0, saturate=True)
+    assert np.allclose(out.total, 1.5)
 
 
 # ----------------------------------------------------------------------------- sharing and masks
@@ -151,17 +156,18 @@ def test_secure_sum_is_exact_up_to_fixed_point_and_handles_dropout():
     updates = rng.uniform(-1, 1, size=(5, 50))
     out = fl.secure_sum(updates, bound=1.0, frac_bits=24)
     assert np.max(np.abs(out.total - updates.sum(axis=0))) <= 5 * 2.0 ** -25
-    assert out.masked.shape == (5, 50) and out.bytes_per_client == 8 * 50
+    assert out.masked.shape == (5, 50)
+    # key, 4 x 2 encrypted shares, the masked vector, 4 shares at unmasking
+    assert out.bytes_per_client == 32 + 4 * (2 * 66 + 28) + 8 * 50 + 4 * 66
     dropped = fl.secure_sum(updates, bound=1.0, frac_bits=24, dropped=[2])
     assert dropped.survivors == [0, 1, 3, 4]
     assert np.max(np.abs(dropped.total - np.delete(updates, 2, axis=0).sum(axis=0))) <= 4 * 2.0 ** -25
-    assert dropped.bytes_per_client > out.bytes_per_client
     with pytest.raises(ValueError, match="n_clients"):
         fl.secure_sum(updates[:1], bound=1.0)
     with pytest.raises(ValueError, match="dropped"):
         fl.secure_sum(updates, bound=1.0, dropped=[0, 1, 2, 3])
     with pytest.raises(ValueError, match="shape"):
-        fl.mask_update(np.zeros(3, np.int64), 0, fl.pairwise_masks(2, 4))
+        fl.mask_update(np.zeros(3, np.int64), 0, fl.pairwise_masks(2, 4, seed=0))
 
 
 def test_a_masked_vector_alone_says_nothing_about_its_update():
@@ -179,7 +185,7 @@ def test_secure_aggregator_equals_fedavg():
     agg = fl.SecureAggregator(bound=1000.0)
     secure, plain = agg(lists, [10, 20, 30]), fl.fedavg(lists, [10, 20, 30])
     assert max(np.max(np.abs(a - b)) for a, b in zip(secure, plain)) < 1e-6
-    assert agg.last_bytes_per_client == 8 * (6 + 2 + 1)
+    assert agg.last_bytes_per_client == 32 + 2 * (2 * 66 + 28) + 8 * (6 + 2 + 1) + 2 * 66
     equal = fl.SecureAggregator(bound=1000.0, weighted=False)(lists, [10, 20, 30])
     assert max(np.max(np.abs(a - b)) for a, b in zip(equal, fl.fedavg(lists, [1, 1, 1]))) < 1e-6
 
@@ -220,3 +226,68 @@ def test_dp_sgd_trainer_counts_its_steps_and_is_seeded():
     assert np.allclose(fl.flatten(run()[1]), fl.flatten(w))
     with pytest.raises(ValueError, match="batch_size"):
         fl.DPSGDTrainer(lambda: models.mlp(5, 1, hidden=()), clients, epochs=1, batch_size=30, noise_multiplier=1.0)
+
+
+# ----------------------------------------------------------------------------- Byzantine hospitals
+
+def test_coordinate_median_resists_one_byzantine_client_and_fedavg_does_not():
+    honest = [[np.full((2, 1), v, np.float32), np.array([v], np.float32)] for v in (0.9, 1.0, 1.1)]
+    attacker = [np.full((2, 1), 1000.0, np.float32), np.array([-1000.0], np.float32)]
+    lists = honest + [attacker]
+    med = fl.coordinate_median(lists, [1, 1, 1, 1])
+    assert all(np.all((w >= 0.9) & (w <= 1.1)) for w in med)
+    assert np.all(fl.fedavg(lists, [1, 1, 1, 1])[0] > 200)
+
+
+def test_norm_bounded_mean_clips_each_update():
+    w0 = [np.zeros((2, 1), np.float32), np.zeros(1, np.float32)]
+    agg = fl.NormBoundedMean(w0, max_norm=1.0)
+    small = [np.full((2, 1), 0.1, np.float32), np.array([0.1], np.float32)]
+    big = [np.full((2, 1), 100.0, np.float32), np.array([0.0], np.float32)]
+    out = fl.flatten(agg([small, big], [1, 1]))
+    assert agg.last_norms[1] == pytest.approx(100 * np.sqrt(2), rel=1e-6)
+    assert np.linalg.norm(out) <= 0.5 * (1.0 + np.linalg.norm(fl.flatten(small))) + 1e-6
+    assert np.allclose(fl.flatten(agg.current), out)
+    with pytest.raises(ValueError, match="max_norm"):
+        fl.NormBoundedMean(w0, 0)
+
+
+def test_poisoned_trainer_reverses_and_boosts_only_the_attacker():
+    def local(weights, k, r):
+        return [w + 1.0 for w in weights]
+    train = fl.poisoned(local, attacker=1, scale=-10)
+    g = [np.zeros(3, np.float32)]
+    assert np.allclose(train(g, 0, 0)[0], 1.0) and np.allclose(train(g, 1, 0)[0], -10.0)
+
+
+def test_numpy_logreg_trainer_is_seeded_and_learns():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    train = fl.numpy_logreg_trainer([(X, y)], epochs=5, batch_size=16, learning_rate=0.5, seed=1)
+    w0 = [np.zeros((3, 1), np.float32), np.zeros(1, np.float32)]
+    w = train(w0, 0, 0)
+    assert np.allclose(w[0], train(w0, 0, 0)[0])
+    assert np.mean(((X @ w[0][:, 0] + w[1][0]) > 0) == y) > 0.9
+
+
+def test_distributed_dp_sgd_runs_central_dp_sgd_with_noise_shares():
+    """The hospitals' shares add up to central DP-SGD's noise (std sigma * C); q uses all patients;
+    one secure-aggregation round per step; without noise it learns a separable problem."""
+    rng = np.random.default_rng(0)
+    clients = []
+    for n in (40, 60, 100):
+        X = rng.normal(size=(n, 3))
+        clients.append((X, (X[:, 0] > 0).astype(int)))
+    w0 = [np.zeros((3, 1), np.float32), np.zeros(1, np.float32)]
+    run = fl.distributed_dp_sgd(w0, clients, epochs=2, expected_batch=10, noise_multiplier=2.0, l2_norm_clip=1.0,
+                                learning_rate=0.5, seed=0)
+    assert run.sampling_rate == pytest.approx(10 / 200) and run.steps == 40
+    assert run.noise_std_per_hospital * np.sqrt(3) == pytest.approx(2.0)
+    assert run.bytes_per_hospital > 40 * 8 * 4
+    clean = fl.distributed_dp_sgd(w0, clients, 2, 10, 0.0, 1.0, 0.5, seed=0)
+    X = np.concatenate([c[0] for c in clients])
+    y = np.concatenate([c[1] for c in clients])
+    assert np.mean(((X @ clean.weights[0][:, 0] + clean.weights[1][0]) > 0) == y) > 0.9
+    with pytest.raises(ValueError, match="expected_batch"):
+        fl.distributed_dp_sgd(w0, clients, 1, 500, 1.0, 1.0, 0.5, seed=0)

@@ -98,3 +98,14 @@ def test_all_slots_needs_the_secret_key(context, cloud):
     with pytest.raises(ValueError, match="secret key"):
         he.all_slots(cloud, he.deserialize(cloud, enc.serialize()))
     assert np.allclose(he.all_slots(context, enc)[:3], 1.0, atol=1e-4)
+
+
+@needs_tenseal
+def test_only_the_needed_rotations_make_much_smaller_galois_keys(context, cloud):
+    assert he.rotation_steps(30) == [1, 2, 4, 8, 16] and he.rotation_steps(2) == [1] and he.rotation_steps(33) == [1, 2, 4, 8, 16, 32]
+    five, every = he.galois_key_bytes(context, he.rotation_steps(30)), he.galois_key_bytes(context)
+    assert 0 < five < every / 3
+    with pytest.raises(ValueError, match="secret key"):
+        he.galois_key_bytes(cloud)
+    with pytest.raises(ValueError, match="n_features"):
+        he.rotation_steps(1)
