@@ -38,6 +38,7 @@ __all__ = [
     "explain_image", "image_weights", "plot_explanation", "RuleClassifier", "fit_ood_detector", "ScaffoldedClassifier",
     "score_function", "effective_sample_size", "shap_background", "kernel_shap", "integrated_gradients",
     "ranking_stability", "positive_ranking", "lime_like_samples", "coalition_samples",
+    "gradient_times_input", "greedy_deletion_ranking", "shap_samples", "tune_threshold",
 ]
 
 
@@ -447,6 +448,33 @@ def positive_ranking(attributions: Sequence[float], k: int | None = None) -> lis
     return order
 
 
+def greedy_deletion_ranking(model: Any, x: np.ndarray, k: int, baseline: np.ndarray | None = None,
+                            label: int = 1, *, output: str = "logit") -> list[int]:
+    """The ``k`` features whose deletion lowers the score most, chosen greedily: at each step the
+    feature whose removal (set to ``baseline``, default 0) lowers the score of ``label`` most,
+    given the features already removed.
+
+    Not an explanation but a **reference** for deletion tests: it looks at the model's answers
+    on the very inputs the test measures, so an attribution method's deletion curve can come
+    close to it but is not expected to beat it (greedy is not guaranteed optimal, so it is a
+    reference, not a bound). ``k`` batched model calls of at most ``d`` rows.
+    """
+    x, baseline = _check_deletion(x, baseline)
+    score = score_function(model, label, output)
+    k = validation.positive_int("k", k)
+    if k > len(x):
+        raise ValueError(f"k must be in [1, {len(x)}] (the number of features), got {k}")
+    current, chosen = x.copy(), []
+    for _ in range(k):
+        candidates = [j for j in range(len(x)) if j not in chosen]
+        rows = np.repeat(current[None], len(candidates), axis=0)
+        rows[np.arange(len(candidates)), candidates] = baseline[candidates]
+        best = candidates[int(np.argmin(score(rows)))]
+        chosen.append(best)
+        current[best] = baseline[best]
+    return chosen
+
+
 def ranking_stability(attributions: Sequence[Sequence[float]], k: int = 5) -> float:
     """Mean pairwise top-``k`` Jaccard (by ``|attribution|``) of several attribution vectors.
 
@@ -558,6 +586,54 @@ def kernel_shap(f: Callable[[np.ndarray], np.ndarray], background: Any, x: np.nd
     finally:
         logger.setLevel(level)
     return np.asarray(phi, dtype=np.float64).reshape(-1), float(np.squeeze(explainer.expected_value))
+
+
+def shap_samples(background: Any, x: np.ndarray, nsamples: int = 100, seed: int = 0) -> np.ndarray:
+    """The rows Kernel SHAP asks the model about when :func:`kernel_shap` explains ``x`` (same
+    ``background``, ``nsamples`` and ``seed``): for each sampled coalition, ``x`` with the
+    columns outside the coalition taken from each background row in turn, shape
+    ``(number of coalitions x background rows, d)``.
+
+    Recorded from shap itself (a model that returns zeros and keeps its inputs), so the
+    coalition sizes follow the Shapley kernel as in a real explanation, with the small and
+    large coalitions it enumerates first.
+    """
+    calls: list[np.ndarray] = []
+
+    def recorder(rows):
+        calls.append(np.array(rows, dtype=np.float64))
+        return np.zeros(len(rows))
+
+    kernel_shap(recorder, background, x, nsamples=nsamples, seed=seed)
+    return calls[-1]  # shap calls the model on the background, on x, then on all coalition rows at once
+
+
+def gradient_times_input(model: Any, x: np.ndarray, baseline: np.ndarray | None = None,
+                         label: int = 1) -> np.ndarray:
+    """Gradient x input of a Keras logit model at ``x``: ``(x - baseline) * grad f(x)``.
+
+    ``f`` is the logit of ``label`` (as in :func:`integrated_gradients`); ``baseline`` defaults
+    to zeros (the training mean of standardized data). One gradient, no path: exact
+    (and equal to Integrated Gradients) for a model linear between ``baseline`` and ``x``;
+    otherwise the attributions need not add up to ``f(x) - f(baseline)``.
+    """
+    import tensorflow as tf
+
+    x = validation.finite_array("x", x)
+    baseline = np.zeros_like(x) if baseline is None else validation.finite_array("baseline", baseline)
+    if baseline.shape != x.shape:
+        raise ValueError(f"baseline must have the shape of x {x.shape}, got {baseline.shape}")
+    label = validation.positive_int("label", label, minimum=0)
+    point = tf.constant(x[None], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(point)
+        z = model(point, training=False)
+        if z.shape[-1] == 1:
+            _check_label(label, 2)
+            out = z[:, 0] if label == 1 else -z[:, 0]
+        else:
+            out = z[:, _check_label(label, int(z.shape[-1]))]
+    return (x - baseline) * tape.gradient(out, point).numpy()[0].astype(np.float64)
 
 
 def integrated_gradients(model: Any, x: np.ndarray, baseline: np.ndarray | None = None, steps: int = 64,
@@ -853,7 +929,10 @@ def coalition_samples(X: np.ndarray, background: np.ndarray, num_copies: int = 2
     columns replaced by the values of a random ``background`` row.
 
     Per row, a share ``u ~ Uniform(0, 1)`` is drawn and each column is replaced with
-    probability ``u``, so coalitions of every size occur. Unlike :func:`lime_like_samples`,
+    probability ``u``, so coalitions of every size occur. This is an **approximation**: Kernel
+    SHAP draws coalition sizes from the Shapley kernel (mostly very small and very large
+    coalitions) and pairs each coalition with every background row; :func:`shap_samples`
+    records the rows it really queries. Unlike :func:`lime_like_samples`,
     most columns of a sample still come from one real row, so many samples look real.
     """
     X = validation.finite_array("X", X, ndim=2)
@@ -872,23 +951,58 @@ def coalition_samples(X: np.ndarray, background: np.ndarray, num_copies: int = 2
     return np.concatenate(copies)
 
 
-def fit_ood_detector(X: np.ndarray, num_copies: int = 2, seed: int = 0, *, background: Any = None):
-    """A random forest that tells real rows (class 1) from LIME-like samples (class 0).
+def fit_ood_detector(X: np.ndarray, num_copies: int = 2, seed: int = 0, *, background: Any = None,
+                     fake: np.ndarray | None = None, num_trees: int = 100):
+    """A random forest that tells real rows ``X`` (class 1) from an explainer's queries (class 0).
 
-    With ``background`` (an array or :func:`shap_background`) the fakes also include
-    :func:`coalition_samples`: a detector aimed at Kernel SHAP as well (Slack et al.'s SHAP attack).
+    ``fake`` gives the class-0 rows directly. Slack et al. (2020) train on the explainer's own
+    perturbations: for LIME, :func:`perturbation_samples` around the attacker's rows; for
+    Kernel SHAP, :func:`shap_samples`. Without ``fake`` the class-0 rows are a **proxy**:
+    ``num_copies`` copies of ``X`` with each column shuffled on its own
+    (:func:`lime_like_samples`), plus with ``background`` :func:`coalition_samples`. A proxy
+    that misses how the explainer really samples leaves a leak (see notebook 03).
+
+    The forest keeps out-of-bag estimates (``oob_score=True``), and ``num_real_`` records
+    how many of its training rows were real, so :func:`tune_threshold` can pick a threshold
+    from the attacker's own rows without touching anybody else's.
     """
     from sklearn.ensemble import RandomForestClassifier
 
     X = validation.finite_array("X", X, ndim=2)
     seed = validation.positive_int("seed", seed, minimum=0)
-    fake = lime_like_samples(X, num_copies, seed)
-    if background is not None:
-        fake = np.concatenate([fake, coalition_samples(X, background, num_copies, seed)])
+    num_trees = validation.positive_int("num_trees", num_trees, minimum=10)
+    if fake is None:
+        fake = lime_like_samples(X, num_copies, seed)
+        if background is not None:
+            fake = np.concatenate([fake, coalition_samples(X, background, num_copies, seed)])
+    else:
+        fake = validation.finite_array("fake", fake, ndim=2)
+        if fake.shape[1] != X.shape[1]:
+            raise ValueError(f"fake must have {X.shape[1]} columns (the width of X), got {fake.shape[1]}")
+        if background is not None:
+            raise ValueError("give either fake (the explainer's own rows) or background (the proxy), not both")
     data = np.concatenate([X, fake])
     target = np.concatenate([np.ones(len(X)), np.zeros(len(fake))])
-    detector = RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
-    return detector.fit(data, target)
+    detector = RandomForestClassifier(n_estimators=num_trees, min_samples_leaf=2, random_state=seed, n_jobs=1,
+                                      oob_score=True)
+    with _silent():  # a row no tree left out would warn; with >= 10 trees it is vanishingly rare
+        detector.fit(data, target)
+    detector.num_real_ = len(X)
+    return detector
+
+
+def tune_threshold(detector: Any, keep: float = 0.9) -> float:
+    """The attacker's threshold: the largest one at which a share ``keep`` of its **own** real
+    rows (out-of-bag estimates of a :func:`fit_ood_detector` forest) are judged real.
+
+    The attacker never needs the patients the model will later see: the out-of-bag
+    estimate of each of its rows comes from the trees that did not train on it.
+    """
+    keep = validation.fraction("keep", keep)
+    if not hasattr(detector, "oob_decision_function_") or not hasattr(detector, "num_real_"):
+        raise ValueError("detector must come from fit_ood_detector (it needs out-of-bag estimates)")
+    p_real = detector.oob_decision_function_[:detector.num_real_, 1]
+    return float(np.quantile(p_real, 1.0 - keep, method="lower"))
 
 
 class ScaffoldedClassifier:

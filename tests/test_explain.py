@@ -674,3 +674,90 @@ def test_superpixel_evidence_finds_the_dark_nucleus_and_beats_random_deletion():
     assert again["drop"] == out["drop"] and again["drop_random"] == out["drop_random"]
     with pytest.raises(ValueError, match="num_deleted"):
         explain.superpixel_evidence(model, image, num_deleted=0)
+
+
+# --- issue 27: the deletion test's references, Slack et al.'s detector, SHAP's real queries -------
+
+def test_gradient_times_input_is_exact_for_a_linear_model(toy, binary_model):
+    X, _ = toy
+    x = X[0].astype(np.float64)
+    expected = np.zeros(NUM_FEATURES)
+    expected[KEY] = 3.0 * x[KEY]
+    assert np.allclose(explain.gradient_times_input(binary_model, x), expected, atol=1e-5)
+    assert np.allclose(explain.gradient_times_input(binary_model, x, label=0), -expected, atol=1e-5)
+    baseline = X[1].astype(np.float64)
+    assert np.allclose(explain.gradient_times_input(binary_model, x, baseline),
+                       explain.integrated_gradients(binary_model, x, baseline, steps=1), atol=1e-5)
+    with pytest.raises(ValueError, match="baseline must have the shape of x"):
+        explain.gradient_times_input(binary_model, x, baseline=np.zeros(3))
+    with pytest.raises(ValueError, match="label must be in \\[0, 1\\]"):
+        explain.gradient_times_input(binary_model, x, label=2)
+
+
+def test_greedy_deletion_ranking_finds_the_best_single_deletion():
+    """On a model z = w . x the greedy choice is the feature with the largest w_j x_j, then the next."""
+    class Linear:
+        w = np.array([1.0, -2.0, 3.0, 0.5])
+
+        def predict_proba(self, X):
+            p = 1.0 / (1.0 + np.exp(-(np.asarray(X) @ self.w)))
+            return np.column_stack([1 - p, p])
+
+    x = np.array([1.0, 1.0, 1.0, 4.0])   # contributions 1, -2, 3, 2
+    assert explain.greedy_deletion_ranking(Linear(), x, 3) == [2, 3, 0]
+    assert explain.greedy_deletion_ranking(Linear(), x, 1, baseline=np.array([0.0, 0.0, 2.0, 0.0])) == [3]
+    with pytest.raises(ValueError, match="k must be in \\[1, 4\\]"):
+        explain.greedy_deletion_ranking(Linear(), x, 5)
+
+
+def test_shap_samples_are_the_rows_kernel_shap_queries(diabetes):
+    train, test, names, sex = diabetes
+    background = explain.shap_background(train, 5)
+    rows = explain.shap_samples(background, test[0], nsamples=40, seed=3)
+    assert rows.shape == (40 * 5, 10)
+    from_x = np.isclose(rows, test[0])
+    # each row keeps some of x's values and takes others from a background row (a centre's value can equal x's)
+    assert from_x.any(axis=1).all() and (~from_x).any(axis=1).mean() > 0.9
+    assert np.array_equal(rows, explain.shap_samples(background, test[0], nsamples=40, seed=3))
+    seen = []
+    explain.kernel_shap(lambda r: seen.append(np.asarray(r)) or np.zeros(len(r)), background, test[0],
+                        nsamples=40, seed=3)
+    assert np.array_equal(seen[-1], rows)
+
+
+def test_detector_trained_on_lime_samples_hides_sex_from_the_top_3(diabetes):
+    """Slack et al.'s recipe: the detector learns the explainer's own perturbations and the attacker
+    tunes its threshold on its own rows (out-of-bag); a shortcut detector (shuffled columns) leaks."""
+    train, test, names, sex = diabetes
+    bmi = names.index("bmi")
+    biased = explain.RuleClassifier(sex, 1.5)
+    innocuous = explain.RuleClassifier(bmi, float(np.median(train[:, bmi])))
+    own = np.random.default_rng(0).choice(len(train), 25, replace=False)
+    fake = np.concatenate([explain.perturbation_samples(train, train[i], names, num_samples=201, seed=int(i),
+                                                        categorical_features=[sex])[1:] for i in own])
+    detector = explain.fit_ood_detector(train, seed=0, fake=fake, num_trees=50)
+    threshold = explain.tune_threshold(detector, keep=0.9)
+    assert np.mean(detector.oob_decision_function_[:len(train), 1] >= threshold) >= 0.9
+    scaffold = explain.ScaffoldedClassifier(biased, innocuous, detector, threshold=threshold)
+    shortcut_detector = explain.fit_ood_detector(train, seed=0)
+    shortcut = explain.ScaffoldedClassifier(biased, innocuous, shortcut_detector,
+                                            threshold=explain.tune_threshold(shortcut_detector, keep=0.9))
+    queries = explain.perturbation_samples(train, test[0], names, num_samples=1000, seed=1,
+                                           categorical_features=[sex])[1:]
+    assert scaffold.looks_real(test).mean() > 0.8 and scaffold.looks_real(queries).mean() < 0.05
+    assert shortcut.looks_real(queries).mean() > 0.15
+
+    def in_top3(model, row, seed):
+        exp = explain.lime_explanation(model, train, row, names, ["low", "high"], num_features=3, seed=seed,
+                                       num_samples=1000, categorical_features=[sex])
+        return any(d.startswith("sex") for d, _ in exp.as_list(exp.explained_label))
+    assert sum(in_top3(scaffold, row, s) for s, row in enumerate(test[:10])) <= 5
+    assert sum(in_top3(shortcut, row, s) for s, row in enumerate(test[:10])) >= 8
+    with pytest.raises(ValueError, match="fake must have 10 columns"):
+        explain.fit_ood_detector(train, fake=fake[:, :3])
+    with pytest.raises(ValueError, match="not both"):
+        explain.fit_ood_detector(train, fake=fake, background=explain.shap_background(train, 5))
+    with pytest.raises(ValueError, match="keep must be"):
+        explain.tune_threshold(detector, keep=1.0)
+    with pytest.raises(ValueError, match="fit_ood_detector"):
+        explain.tune_threshold(object())
