@@ -397,3 +397,8 @@ def test_time_epochs_includes_the_poisson_step():
         dp_training.time_epochs(X, y, 3, batch_size=30)
     with pytest.raises(ValueError, match="variants"):
         dp_training.time_epochs(X, y, 3, batch_size=20, variants=("fastest",))
+    with pytest.raises(ValueError, match="repeats"):
+        dp_training.time_epochs(X, y, 3, batch_size=20, repeats=0)
+    best = dp_training.time_epochs(X, y, 3, batch_size=20, hidden=(8,), repeats=3,
+                                   variants=("non-private", dp_training.POISSON_VARIANT))
+    assert set(best) == set(seconds) and all(s > 0 for s in best.values())
