@@ -41,7 +41,12 @@ division themselves (``tests/test_dp_training.py`` checks both facts numerically
 
 Randomness: the masks come from ``numpy.random.default_rng(seed)``, the noise of step ``t``
 from TensorFlow's stateless generator keyed by ``(seed, t)``; the same call gives the same
-model, bit for bit on the same machine.
+model, bit for bit on the same machine. So **whoever knows the seed can regenerate every
+batch and all the noise**, and subtract it: a seeded run is reproducible teaching, not a
+private release. ``seed=None`` runs unseeded: the masks and the noise key are drawn from
+the operating system's entropy (``secrets``), never stored or returned, and two runs
+differ; a deployment must train that way. (The noise itself is still a floating-point
+sampler, Philox and Box-Muller in TensorFlow, not an exact one.)
 
 Non-private training (``noise_multiplier=None``) keeps Keras' ``fit`` with shuffled
 fixed-size batches.
@@ -134,15 +139,35 @@ def noisy_average(clipped_sums: Sequence[Any], noise_multiplier: float, l2_norm_
 
 
 def _check_dp_args(n: int, batch_size: Any, noise_multiplier: Any, l2_norm_clip: Any, learning_rate: Any,
-                   seed: Any) -> tuple[int, float, float, float, int]:
+                   seed: Any) -> tuple[int, float, float, float, int | None]:
     batch_size = validation.positive_int("batch_size", batch_size)
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of examples ({n}), got {batch_size}")
     noise_multiplier = validation.non_negative("noise_multiplier", noise_multiplier)
     l2_norm_clip = validation.positive("l2_norm_clip", l2_norm_clip)
     learning_rate = validation.positive("learning_rate", learning_rate)
-    seed = validation.positive_int("seed", seed, minimum=0)
+    seed = None if seed is None else validation.positive_int("seed", seed, minimum=0)
     return batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed
+
+
+def _secret_seed() -> int:
+    """A 63-bit seed from the operating system's entropy (``secrets``), for unseeded runs."""
+    import secrets
+
+    return secrets.randbits(63)
+
+
+def _clamp_inputs(X: Any, input_bounds: Any) -> Any:
+    """``X`` clamped into public ``input_bounds = (lower, upper)``: ``NaN`` becomes the
+    midpoint, ``±inf`` and huge values the nearer bound; never raises on the values."""
+    if not (isinstance(input_bounds, (tuple, list)) and len(input_bounds) == 2):
+        raise ValueError(f"input_bounds must be a pair (lower, upper) with lower < upper, got {input_bounds!r}")
+    lower, upper = validation.bounds("input_bounds[0]", input_bounds[0], "input_bounds[1]", input_bounds[1])
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("X must be an array of numbers") from None
+    return np.clip(np.where(np.isnan(array), (lower + upper) / 2, array), lower, upper).astype(np.float32)
 
 
 def _labels(y: np.ndarray, num_outputs: int) -> np.ndarray:
@@ -326,7 +351,8 @@ def per_epoch_mean_loss(loss_sums: np.ndarray, masks: np.ndarray, epochs: int) -
 
 
 def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, noise_multiplier: float,
-               l2_norm_clip: float = 1.0, learning_rate: float = 0.5, seed: int = 0) -> dict[str, Any]:
+               l2_norm_clip: float = 1.0, learning_rate: float = 0.5, seed: int | None = 0,
+               input_bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Train ``model`` (in place) with Poisson-subsampled DP-SGD (see the module docstring).
 
     Parameters
@@ -348,7 +374,14 @@ def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, no
     learning_rate:
         SGD step size, applied to ``(sum + noise) / (q * n)``.
     seed:
-        Seeds the masks and the noise.
+        Seeds the masks and the noise (reproducible teaching: whoever knows the seed
+        regenerates both). ``None``: unseeded, from the operating system's entropy; what a
+        deployment must use.
+    input_bounds:
+        Public ``(lower, upper)`` for every input value. Given, ``X`` is clamped into them
+        (``NaN`` becomes the midpoint, ``±inf`` and huge values the nearer bound), so no
+        private value can raise an exception or overflow the loss. Not given (default), ``X``
+        must be finite (``ValueError`` otherwise): the caller has clamped it.
 
     Returns
     -------
@@ -357,12 +390,16 @@ def dp_sgd_fit(model: Any, X: Any, y: Any, *, epochs: float, batch_size: int, no
     "steps": number of steps, "seconds": training time}``. The ε is
     ``helpers.dp.dp_sgd_epsilon(n, batch_size, epochs, noise_multiplier, delta)``.
     """
+    if input_bounds is not None:
+        X = _clamp_inputs(X, input_bounds)
     X, y = validation.training_data(X, y, ndim=None)
     epochs = validation.positive("epochs", epochs)
     batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed = _check_dp_args(
         len(X), batch_size, noise_multiplier, l2_norm_clip, learning_rate, seed)
-    trainer = _FastClippingDPSGD(model, noise_multiplier, l2_norm_clip, batch_size, learning_rate, seed)
-    masks = poisson_masks(len(X), batch_size, epochs, np.random.default_rng(seed))
+    mask_seed, noise_seed = (seed, seed) if seed is not None else (_secret_seed(), _secret_seed())
+    trainer = _FastClippingDPSGD(model, noise_multiplier, l2_norm_clip, batch_size, learning_rate, noise_seed)
+    masks = poisson_masks(len(X), batch_size, epochs, np.random.default_rng(mask_seed))
+    del mask_seed, noise_seed
     sizes = masks.sum(axis=1)
     start = time.perf_counter()
     loss_sums = trainer.run(X, _labels(y, int(model.output_shape[-1])), masks, max(1, int(sizes.max())))
@@ -444,7 +481,7 @@ def build_model(input_dim: int, num_outputs: int, hidden: Sequence[int] = (64,),
 
 def train_mlp(X: Any, y: Any, num_outputs: int, epochs: int, batch_size: int, hidden: Sequence[int] = (64,),
               noise_multiplier: float | None = None, l2_norm_clip: float = 1.0, learning_rate: float = 0.5,
-              seed: int = 0, record_masks: bool = False):
+              seed: int | None = 0, record_masks: bool = False):
     """Train an MLP on ``(X, y)``: non-private SGD, or Poisson DP-SGD when ``noise_multiplier`` is given.
 
     * ``noise_multiplier=None``: plain SGD with Keras' ``fit`` (shuffled batches of
@@ -457,7 +494,9 @@ def train_mlp(X: Any, y: Any, num_outputs: int, epochs: int, batch_size: int, hi
       clipping without noise (a control; no privacy).
 
     Seeds fix the initial weights, the batches and the noise, so the same call gives the
-    same model. Returns the model (compiled with SGD and the matching loss); with
+    same model (and whoever knows the seed regenerates the noise). ``seed=None`` trains
+    unseeded: initial weights, batches and noise from the operating system's entropy (see
+    :func:`dp_sgd_fit`); what a deployment must do. Returns the model (compiled with SGD and the matching loss); with
     ``record_masks=True`` (private training only) returns ``(model, masks)``, ``masks`` the
     ``(steps, n)`` boolean inclusion masks of :func:`dp_sgd_fit`.
     """
@@ -471,16 +510,18 @@ def train_mlp(X: Any, y: Any, num_outputs: int, epochs: int, batch_size: int, hi
     batch_size = validation.positive_int("batch_size", batch_size)
     if batch_size > len(X):
         raise ValueError(f"batch_size must be <= the number of examples ({len(X)}), got {batch_size}")
-    seed = validation.positive_int("seed", seed, minimum=0)
+    seed = None if seed is None else validation.positive_int("seed", seed, minimum=0)
     if record_masks and noise_multiplier is None:
         raise ValueError("record_masks needs private training: pass a noise_multiplier (0.0 for clipping only)")
-    tf.keras.utils.set_random_seed(seed)
+    init_seed = _secret_seed() % 2 ** 31 if seed is None else seed   # the weights' seed (data-independent)
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)
     if noise_multiplier is None:
-        model = build_model(X.shape[1], num_outputs, hidden, seed, None, l2_norm_clip, learning_rate)
+        model = build_model(X.shape[1], num_outputs, hidden, init_seed, None, l2_norm_clip, learning_rate)
         labels = y.reshape(-1, 1).astype(np.float32 if num_outputs == 1 else np.int64)
         model.fit(X, labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
         return model
-    model = tf.keras.Sequential(_layers(X.shape[1], num_outputs, hidden, seed))
+    model = tf.keras.Sequential(_layers(X.shape[1], num_outputs, hidden, init_seed))
     info = dp_sgd_fit(model, X, y, epochs=epochs, batch_size=batch_size, noise_multiplier=noise_multiplier,
                       l2_norm_clip=l2_norm_clip, learning_rate=learning_rate, seed=seed)
     model.compile(tf.keras.optimizers.SGD(learning_rate), loss_for(num_outputs))
@@ -491,8 +532,12 @@ def train_mlp(X: Any, y: Any, num_outputs: int, epochs: int, batch_size: int, hi
 
 def time_epochs(X: Any, y: Any, num_outputs: int, batch_size: int, hidden: Sequence[int] = (64,),
                 epochs: int = 1, variants: Sequence[str] = (*VARIANTS, POISSON_VARIANT),
-                noise_multiplier: float = 1.0) -> dict[str, float]:
+                noise_multiplier: float = 1.0, repeats: int = 1) -> dict[str, float]:
     """Seconds per epoch of each variant, after one warm-up epoch (which traces the graph).
+
+    Each variant is timed ``repeats`` times (``epochs`` epochs each, on the same model) and
+    the fastest is kept: other programs on the machine can only slow a run down, so the
+    minimum is the least disturbed estimate.
 
     :data:`VARIANTS` are tensorflow-privacy's implementations run by Keras' ``fit`` on
     shuffled fixed-size batches (``batch_size`` must divide ``len(X)``); they are timed
@@ -506,6 +551,7 @@ def time_epochs(X: Any, y: Any, num_outputs: int, batch_size: int, hidden: Seque
         raise ValueError(f"batch_size must divide the number of examples ({len(X)}) "
                          f"so every step of the timed variants has the same batch size, got {batch_size}")
     epochs = validation.positive_int("epochs", epochs)
+    repeats = validation.positive_int("repeats", repeats)
     for variant in variants:
         if variant not in (*VARIANTS, POISSON_VARIANT):
             raise ValueError(f"variants must be among {(*VARIANTS, POISSON_VARIANT)}, got {variant!r}")
@@ -516,16 +562,24 @@ def time_epochs(X: Any, y: Any, num_outputs: int, batch_size: int, hidden: Seque
         if variant == POISSON_VARIANT:
             model = tf.keras.Sequential(_layers(X.shape[1], num_outputs, hidden, 0))
             trainer = _FastClippingDPSGD(model, noise_multiplier, 1.0, batch_size, 0.5, 0)
-            masks = poisson_masks(len(X), batch_size, 1 + epochs, np.random.default_rng(0))
+            masks = poisson_masks(len(X), batch_size, 1 + epochs * repeats, np.random.default_rng(0))
             size, warm = int(masks.sum(axis=1).max()), num_steps(len(X), batch_size, 1)
+            per = num_steps(len(X), batch_size, epochs)
             trainer.run(X, _labels(y, num_outputs), masks[:warm], size)
-            start = time.perf_counter()
-            trainer.run(X, _labels(y, num_outputs), masks[warm:], size, first_step=warm)
+            times = []
+            for r in range(repeats):
+                first = warm + r * per
+                start = time.perf_counter()
+                trainer.run(X, _labels(y, num_outputs), masks[first:first + per], size, first_step=first)
+                times.append(time.perf_counter() - start)
         else:
             nm = None if variant == "non-private" else noise_multiplier
             model = build_model(X.shape[1], num_outputs, hidden, 0, nm, variant=variant, batch_size=batch_size)
             model.fit(X, labels, epochs=1, batch_size=batch_size, verbose=0)
-            start = time.perf_counter()
-            model.fit(X, labels, epochs=epochs, batch_size=batch_size, verbose=0)
-        out[variant] = (time.perf_counter() - start) / epochs
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model.fit(X, labels, epochs=epochs, batch_size=batch_size, verbose=0)
+                times.append(time.perf_counter() - start)
+        out[variant] = min(times) / epochs
     return out

@@ -458,6 +458,14 @@ def test_compose_epsilon_pld_is_tighter_than_rdp_and_basic():
     (lambda: dp.dp_sgd_epsilon(100, 10, 1, 1.0, 1e-5, accountant="moments"), "accountant"),
     (lambda: dp.compose_epsilon(10, 1e-5, 1.0, mechanism="exponential"), "mechanism"),
     (lambda: dp.dp_sgd_epsilon_shuffled(100, 10, 1, 1.0, 1e-5, relation="swap"), "relation"),
+    (lambda: dp.laplace_mechanism(1.0, 1.0, 1.0, bounds=(1.0, 0.0)), "bounds"),
+    (lambda: dp.laplace_mechanism(1.0, 1.0, 1.0, bounds=(0.0, float("inf"))), "bounds"),
+    (lambda: dp.gaussian_mechanism(1.0, 1.0, 1.0, 1e-5, bounds=5.0), "bounds"),
+    (lambda: dp.laplace_mechanism(float("nan"), 1.0, 1.0), "value"),   # no bounds: caller must pre-clamp
+    (lambda: dp.exact_discrete_gaussian(0), "sigma2"),
+    (lambda: dp.max_tpr_from_profile(1.5, [1.0], [0.0]), "fpr"),
+    (lambda: dp.max_tpr_from_profile(0.1, [1.0, 2.0], [0.0]), "epsilons"),
+    (lambda: dp.dp_sgd_privacy_profile(100, 10, 1, 1.0, epsilons=[-1.0]), "epsilons"),
     (lambda: dp.dp_mean([1, 2], 0, 1, 1.0, relation="swap"), "relation"),
     (lambda: dp.dp_histogram([1], [0], 1.0), "bins"),
     (lambda: dp.laplace_mechanism(1.0, 1.0, 1.0, rng="x"), "rng"),
@@ -478,3 +486,124 @@ def test_dp_sgd_steps_are_counted_exactly_like_the_training():
     assert dp.dp_sgd_epsilon(50, 35, 21, 1.0, 1e-5) < dp.dp_sgd_epsilon(50, 35, 21.5, 1.0, 1e-5)
     from helpers import dp_training
     assert dp_training.num_steps(50, 35, 21) == dp.dp_sgd_steps(50, 35, 21)
+
+
+# ----------------------------------------------------------------- private values never raise (issue 24)
+
+@pytest.mark.parametrize("release", [
+    lambda v, b: dp.laplace_mechanism(v, 1.0, 1.0, rng=0, bounds=b),
+    lambda v, b: dp.secure_laplace(v, 1.0, 1.0, rng=0, bounds=b),
+    lambda v, b: dp.gaussian_mechanism(v, 1.0, 1.0, 1e-5, rng=0, bounds=b),
+])
+def test_mechanisms_with_bounds_clamp_instead_of_raising(release):
+    nan, inf = float("nan"), float("inf")
+    bounds = (0.0, 10.0)
+    values = np.array([nan, inf, -inf, 1e308, -1e308, 3.0])
+    clamped = np.array([5.0, 10.0, 0.0, 10.0, 0.0, 3.0])   # NaN -> midpoint, the rest -> nearer bound
+    out = release(values, bounds)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out, release(clamped, bounds))   # same seed: exactly the clamped release
+
+
+def test_exact_laplace_with_bounds_clamps_and_huge_values_do_not_raise():
+    import random
+
+    for value, clamped in ((float("nan"), 5.0), (float("inf"), 10.0), (-1e308, 0.0)):
+        assert dp.exact_laplace_mechanism(value, 1.0, 1.0, rng=random.Random(3), bounds=(0, 10)) == \
+            dp.exact_laplace_mechanism(clamped, 1.0, 1.0, rng=random.Random(3))
+    # Without bounds a finite huge value is clamped to the grid's limit, never refused.
+    step, _ = dp.laplace_grid(1.0, 1.0)
+    for release in (lambda: dp.laplace_mechanism(1e300, 1.0, 1.0, rng=0),
+                    lambda: dp.gaussian_mechanism(1e300, 1.0, 1.0, 1e-5, rng=0),
+                    lambda: dp.exact_laplace_mechanism(1e300, 1.0, 1.0, rng=0)):
+        assert math.isfinite(release())
+
+
+# ----------------------------------------------------------------- exact discrete Gaussian (CKS 2020, Alg. 3)
+
+@pytest.mark.parametrize("sigma2", [Fraction(9, 4), 4, 0.5])
+def test_exact_discrete_gaussian_has_the_exact_pmf(sigma2):
+    import random
+
+    gen = random.Random(1)
+    n = 10_000
+    draws = np.array([dp.exact_discrete_gaussian(sigma2, rng=gen) for _ in range(n)])
+    assert draws.dtype.kind == "i"
+    s2 = float(sigma2)
+    support = np.arange(-60, 61)
+    weights = np.exp(-support.astype(float) ** 2 / (2 * s2))
+    pmf = weights / weights.sum()
+    # Chi-square over the values with expected count >= 50 and the pooled tails; a correct
+    # sampler fails with probability 1e-3.
+    keep = n * pmf >= 50
+    ks = support[keep]
+    probs = np.append(pmf[keep], 1 - pmf[keep].sum())
+    observed = np.append([np.sum(draws == k) for k in ks], np.sum(~np.isin(draws, ks)))
+    expected = n * probs
+    if expected[-1] < 5:   # tails too thin to test on their own: pool them with the cell k = kmax
+        observed = np.append(observed[:-2], observed[-2] + observed[-1])
+        expected = np.append(expected[:-2], expected[-2] + expected[-1])
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+    assert dp.exact_discrete_gaussian(2, rng=random.Random(7)) == dp.exact_discrete_gaussian(2, rng=random.Random(7))
+
+
+# ----------------------------------------------------------------- privacy profile and trade-off curve
+
+def test_profile_trade_off_is_below_one_pair_and_matches_its_definition():
+    n, batch, epochs, delta = 300, 60, 20, 1e-4
+    for target, expected in ((1.0, 0.086), (3.0, 0.178), (8.0, 0.455)):
+        sigma = dp.noise_multiplier_for_epsilon(n, batch, epochs, target, delta)
+        eps, deltas = dp.dp_sgd_privacy_profile(n, batch, epochs, sigma)
+        assert np.all(np.diff(deltas) <= 1e-12)            # δ(ε) decreases with ε
+        # The profile's δ at the accountant's ε is at most the δ it was built for (PLD is tighter than RDP).
+        at_target = dp.dp_sgd_privacy_profile(n, batch, epochs, sigma, epsilons=[target])[1][0]
+        assert at_target <= delta
+        cap = dp.max_tpr_from_profile(0.05, eps, deltas)
+        one_pair = dp.epsilon_meaning(target, delta, fpr=0.05)["max_tpr"]
+        assert 0.05 <= cap < one_pair
+        assert cap == pytest.approx(expected, abs=0.002)
+        # The whole profile caps every FPR at least as tightly as the single pair does.
+        fprs = np.linspace(0, 1, 21)
+        curve = dp.max_tpr_from_profile(fprs, eps, deltas)
+        pair = np.array([dp.epsilon_meaning(target, delta, fpr=a)["max_tpr"] for a in fprs])
+        assert np.all(curve <= pair + 1e-9) and np.all(curve >= fprs - 1e-12) and np.all(np.diff(curve) >= -1e-12)
+
+
+def test_max_tpr_from_one_pair_is_epsilon_meaning():
+    for eps, delta, fpr in ((1.0, 0.0, 0.05), (3.0, 1e-4, 0.2), (0.5, 1e-3, 0.9)):
+        assert dp.max_tpr_from_profile(fpr, [eps], [delta]) == pytest.approx(
+            dp.epsilon_meaning(eps, delta, fpr=fpr)["max_tpr"])
+
+
+def test_profile_of_a_gaussian_trade_off_is_the_gdp_curve():
+    # One Gaussian step without sampling is μ-GDP with μ = 1/σ: TPR = Φ(Φ^-1(FPR) + μ) (Dong, Roth & Su).
+    sigma = 1.0
+    eps, deltas = dp.dp_sgd_privacy_profile(100, 100, 1, sigma, epsilons=np.linspace(0, 12, 2401))
+    for fpr in (0.01, 0.05, 0.3):
+        exact = stats.norm.cdf(stats.norm.ppf(fpr) + 1 / sigma)
+        cap = dp.max_tpr_from_profile(fpr, eps, deltas)
+        assert exact - 1e-3 <= cap <= exact + 0.01
+
+
+def test_shuffled_epsilon_relations():
+    n, batch, epochs, delta = 300, 60, 20, 1e-4
+    sigmas = [dp.noise_multiplier_for_epsilon(n, batch, epochs, t, delta) for t in (1.0, 3.0, 8.0)]
+    zero_out = [dp.dp_sgd_epsilon_shuffled(n, batch, epochs, s, delta) for s in sigmas]
+    assert zero_out == [dp.dp_sgd_epsilon_shuffled(n, batch, epochs, s, delta, relation="add_remove") for s in sigmas]
+    replace = [dp.dp_sgd_epsilon_shuffled(n, batch, epochs, s, delta, relation="replace_one") for s in sigmas]
+    assert replace == pytest.approx([5.41, 17.09, 45.70], abs=0.01)
+    # Replace-one is the zero-out mechanism with twice the sensitivity: the same as σ/2 under zero-out.
+    assert replace[0] == pytest.approx(dp.dp_sgd_epsilon_shuffled(n, batch, epochs, sigmas[0] / 2, delta))
+
+
+def test_empirical_epsilon_split_chooses_thresholds_on_other_samples():
+    a = dp.laplace_mechanism(np.zeros(20_000), 1.0, 1.0, rng=0)
+    b = dp.laplace_mechanism(np.ones(20_000), 1.0, 1.0, rng=1)
+    split, joint = dp.empirical_epsilon(a, b), dp.empirical_epsilon(a, b, split=False)
+    assert 0.5 < split <= 1.0 and 0.5 < joint <= 1.0
+    # The first halves only choose thresholds: replacing them by other draws of the same
+    # mechanisms leaves a valid bound.
+    a2 = np.concatenate([dp.laplace_mechanism(np.zeros(10_000), 1.0, 1.0, rng=5), a[10_000:]])
+    assert 0.5 < dp.empirical_epsilon(a2, b) <= 1.0
+    with pytest.raises(ValueError, match="samples"):
+        dp.empirical_epsilon([0.0, 1.0], [0.0, 1.0])

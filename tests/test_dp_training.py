@@ -180,6 +180,57 @@ def test_same_seed_same_model_and_noise_is_present():
     assert not np.allclose(_flat(a), _flat(d))
 
 
+def test_unseeded_runs_differ_and_seeded_runs_regenerate_the_noise():
+    """seed=None draws masks and noise from OS entropy; a seed lets anyone regenerate both."""
+    from helpers import dp_training, models
+
+    X, y = _toy()
+    kwargs = dict(epochs=2, batch_size=25, noise_multiplier=1.0)
+    runs = []
+    for _ in range(2):
+        model = models.mlp(10, 3, hidden=(8,), seed=0)           # the same initial weights
+        info = dp_training.dp_sgd_fit(model, X, y, seed=None, **kwargs)
+        runs.append((_flat(model), info["masks"]))
+    assert not np.array_equal(runs[0][1], runs[1][1])            # different batches
+    assert not np.allclose(runs[0][0], runs[1][0])               # different noise and batches
+    seeded = []
+    for _ in range(2):
+        model = models.mlp(10, 3, hidden=(8,), seed=0)
+        info = dp_training.dp_sgd_fit(model, X, y, seed=5, **kwargs)
+        seeded.append((_flat(model), info["masks"]))
+    np.testing.assert_array_equal(seeded[0][1], seeded[1][1])
+    np.testing.assert_array_equal(seeded[0][0], seeded[1][0])   # whoever knows the seed has the noise
+    # Unseeded masks are still Poisson(q): the mean inclusion rate over 2 x 16 x 200 draws.
+    rate = np.mean([m.mean() for _, m in runs])
+    assert abs(rate - 25 / 200) < 4 * math.sqrt(0.125 * 0.875 / (2 * runs[0][1].size))
+    a = dp_training.train_mlp(X, y, 3, epochs=1, batch_size=25, hidden=(8,), noise_multiplier=1.0, seed=None)
+    b = dp_training.train_mlp(X, y, 3, epochs=1, batch_size=25, hidden=(8,), noise_multiplier=1.0, seed=None)
+    assert not np.allclose(_flat(a), _flat(b))
+
+
+def test_dp_sgd_fit_input_bounds_clamp_non_finite_inputs():
+    from helpers import dp_training, models
+
+    X, y = _toy(n=60)
+    bad = X.copy()
+    bad[0, 0], bad[1, 1], bad[2, 2] = np.nan, np.inf, -1e30
+    clamped = np.clip(np.where(np.isnan(bad), 0.0, bad), -3.0, 3.0)     # midpoint of (-3, 3) is 0
+    outs = []
+    for data in (bad, clamped):
+        model = models.mlp(10, 3, hidden=(8,), seed=0)
+        dp_training.dp_sgd_fit(model, data, y, epochs=1, batch_size=20, noise_multiplier=1.0, seed=2,
+                               input_bounds=(-3.0, 3.0))
+        outs.append(_flat(model))
+    assert np.all(np.isfinite(outs[0]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    with pytest.raises(ValueError, match="X"):                           # no bounds: the caller pre-clamps
+        dp_training.dp_sgd_fit(models.mlp(10, 3, hidden=(8,), seed=0), bad, y, epochs=1, batch_size=20,
+                               noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="input_bounds"):
+        dp_training.dp_sgd_fit(models.mlp(10, 3, hidden=(8,), seed=0), X, y, epochs=1, batch_size=20,
+                               noise_multiplier=1.0, input_bounds=(1.0, 0.0))
+
+
 def test_clipping_only_control_learns():
     """noise_multiplier=0.0: the same sampling and clipping without noise still learns."""
     from helpers import dp_training, models
@@ -346,3 +397,8 @@ def test_time_epochs_includes_the_poisson_step():
         dp_training.time_epochs(X, y, 3, batch_size=30)
     with pytest.raises(ValueError, match="variants"):
         dp_training.time_epochs(X, y, 3, batch_size=20, variants=("fastest",))
+    with pytest.raises(ValueError, match="repeats"):
+        dp_training.time_epochs(X, y, 3, batch_size=20, repeats=0)
+    best = dp_training.time_epochs(X, y, 3, batch_size=20, hidden=(8,), repeats=3,
+                                   variants=("non-private", dp_training.POISSON_VARIANT))
+    assert set(best) == set(seconds) and all(s > 0 for s in best.values())

@@ -267,13 +267,18 @@ def _check_composition(answer: Any):
 
 #: Statement letter -> (statement, true?, why).
 AUDIT_STATEMENTS: dict[str, tuple[str, bool, str]] = {
-    "a": ("With 95 % confidence, the training algorithm is not ε-DP for any ε below the audit's bound.", True,
-          "a valid audit turns an attack's success into a lower bound on the ε of the algorithm"),
+    "a": ("With 95 % confidence the training algorithm is not ε-DP for any ε below the audit's bound, if the "
+          "audit is valid for the algorithm (as the canary audit is).", True,
+          "true as stated, with its condition: an audit whose trials are randomized by design (canaries "
+          "included at random, or many independent training runs) turns an attack's success into a lower bound "
+          "on the algorithm's ε; a membership audit of one model's own records (section 9's table) only "
+          "describes that model's leakage and proves nothing about the algorithm"),
     "b": ("The audit found ε ≥ 0.4, so the true ε is about 0.4 and the accountant's ε = 8 is too pessimistic.",
           False, "a lower bound says nothing about how far below the truth it lies: a weak attack shows little"),
     "c": ("With 150 members and 150 non-members, a perfect attack could have shown ε ≥ 8.", False,
           "the number of records caps what any audit can show: with 150 vs 150 records even a perfect attack "
-          "shows at most ε ≥ {ceiling:.1f} (helpers.privacy_attacks.audit_ceiling, δ = 1e-5, 95 %)"),
+          "shows at most ε ≥ {ceiling:.2f} (helpers.privacy_attacks.audit_ceiling, δ = 1e-4 as in the "
+          "notebook, 95 %)"),
     "d": ("ε belongs to the training algorithm (its sampling, clipping and noise), not to one trained model.",
           True, "DP is a promise about the distribution of outputs of a randomized algorithm"),
 }
@@ -291,7 +296,7 @@ AUDIT_STATEMENTS: dict[str, tuple[str, bool, str]] = {
 def _check_read_audit(answer: Any):
     from helpers.privacy_attacks import audit_ceiling
 
-    ceiling = audit_ceiling(150, 150, 1e-5)
+    ceiling = audit_ceiling(150, 150, 1e-4)
     if not isinstance(answer, dict):
         yield Finding(False, f"answer must be a dict such as {{'a': True, ...}}, got {type(answer).__name__}")
         return
