@@ -914,7 +914,7 @@ class Decision:
 def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], rank_by: str = "auc",
            largest: bool = True, rule: str = "point", *, resolution: float = 0.0,
            tie_break: tuple[str, bool] | None = None, min_class_rate: float | None = None,
-           process_epsilon: float | None = None) -> Decision:
+           process_epsilon: float | None = None, evaluated_on: str | None = None) -> Decision:
     """Check every row against ``requirements`` under ``rule``; among the rows that
     satisfy all of them, choose the one with the largest ``rank_by`` (``largest=False``:
     the smallest, e.g. ``rank_by="epsilon"`` for the strongest privacy guarantee; ties:
@@ -949,10 +949,22 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
     was tried). With ``process_epsilon`` given, every requirement on the ``"epsilon"``
     column is checked against ``max(row["epsilon"], process_epsilon)`` (a model without DP
     stays at inf), and its failure reads ``"... (measured 6.88 for the selection process;
-    this run 2)"``. Ranking (``rank_by``) still uses the rows' own values."""
+    this run 2)"``. Ranking (``rank_by``) still uses the rows' own values.
+
+    ``evaluated_on`` (``"validation"`` or ``"test"``, default off): the split every row must
+    have been evaluated on (the rows' ``evaluated_on`` key), checked before anything else. A
+    selection should pass ``"validation"``: choosing among test-evaluated rows spends the
+    test set."""
     rows, requirements = list(rows), list(requirements)
     if not rows:
         raise ValueError("rows must contain at least one audit row")
+    if evaluated_on is not None:
+        if evaluated_on not in ("validation", "test"):
+            raise ValueError(f"evaluated_on must be 'validation', 'test' or None, got {evaluated_on!r}")
+        other = [r.get("model", "?") for r in rows if r.get("evaluated_on") != evaluated_on]
+        if other:
+            raise ValueError(f"evaluated_on={evaluated_on!r}: rows {other} were evaluated on another split (or do "
+                             f"not say which): choose on validation rows, report on test rows")
     if rank_by not in rows[0]:
         raise ValueError(f"rank_by must be a key of the audit rows, got {rank_by!r}")
     if rule not in RULES:

@@ -459,6 +459,18 @@ def test_decide_judges_privacy_on_the_selection_process():
             scorecard.decide(rows, req, process_epsilon=bad)
 
 
+def test_decide_refuses_rows_from_another_split():
+    rows = [dict(model="a", epsilon=2.0, auc=0.9, evaluated_on="validation"),
+            dict(model="b", epsilon=4.0, auc=0.95, evaluated_on="test")]
+    req = [scorecard.Requirement("epsilon", maximum=4.0)]
+    assert scorecard.decide(rows[:1], req, evaluated_on="validation").chosen == "a"
+    with pytest.raises(ValueError, match=r"evaluated_on='validation': rows \['b'\]"):
+        scorecard.decide(rows, req, evaluated_on="validation")
+    with pytest.raises(ValueError, match="evaluated_on must be"):
+        scorecard.decide(rows, req, evaluated_on="train")
+    assert scorecard.decide(rows, req).chosen == "b"   # default: unchecked, as before
+
+
 def test_input_validator_accepts_real_records_and_rejects_impossible_ones():
     import numpy as np
 
