@@ -15,6 +15,9 @@ called positive when ``score >= threshold``.
   same patients** (paired), which is far more sensitive than checking whether two
   separate intervals overlap;
 * :func:`brier_score` and :func:`calibration_slope`: is a score a probability?
+* :func:`verdict_probability` and :func:`trials_for_power`: the **power** of a decision
+  rule built on the Wilson interval (how often it rules out, or confirms, a proportion
+  whose true value is known), from the binomial distribution.
 """
 from __future__ import annotations
 
@@ -161,6 +164,78 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == trials else min(1.0, centre + half)
     return low, high
+
+
+_VERDICTS = ("fails", "meets", "not distinguishable")
+
+
+def _wilson_ends(trials: int, confidence: float) -> np.ndarray:
+    """:func:`wilson_interval` of k = 0..trials successes at once, shape (trials + 1, 2)."""
+    z = stats.norm.ppf(0.5 + _confidence(confidence) / 2)
+    k = np.arange(trials + 1, dtype=float)
+    p = k / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    low = np.where(k == 0, 0.0, np.maximum(0.0, centre - half))
+    high = np.where(k == trials, 1.0, np.minimum(1.0, centre + half))
+    return np.stack([low, high], axis=1)
+
+
+def verdict_probability(trials: int, required: float, true_rate: Any, verdict: str = "fails",
+                        confidence: float = 0.95) -> np.ndarray | float:
+    """Probability that a requirement ``proportion >= required``, judged on the Wilson
+    interval of ``k`` successes in ``trials`` (``k ~ Binomial(trials, true_rate)``), gets
+    ``verdict``: ``"fails"`` (the whole interval lies below ``required``: what rules a model
+    out under the rule "not refuted"), ``"meets"`` (the whole interval lies at or above it:
+    what the rule "confirmed" demands) or ``"not distinguishable"``.
+
+    With ``verdict="fails"`` and ``true_rate < required`` this is the **power** of the rule
+    "not refuted" to rule out a model that truly misses the requirement; with
+    ``verdict="meets"`` and ``true_rate >= required``, the power of "confirmed" to accept a
+    model that truly meets it. The sum runs exactly over the ``trials + 1`` outcomes.
+    ``true_rate`` may be an array (one probability per value)."""
+    trials = validation.positive_int("trials", trials)
+    required = validation.fraction("required", required)
+    if verdict not in _VERDICTS:
+        raise ValueError(f"verdict must be one of {_VERDICTS}, got {verdict!r}")
+    rates = np.asarray(true_rate, dtype=float)
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > 1):
+        raise ValueError(f"true_rate must be in [0, 1], got {true_rate!r}")
+    ends = _wilson_ends(trials, confidence)
+    if verdict == "fails":
+        hit = ends[:, 1] < required
+    elif verdict == "meets":
+        hit = ends[:, 0] >= required
+    else:
+        hit = ~((ends[:, 1] < required) | (ends[:, 0] >= required))
+    k = np.arange(trials + 1)
+    pmf = stats.binom.pmf(k[None, :], trials, np.atleast_1d(rates)[:, None])
+    out = (pmf * hit[None, :]).sum(axis=1)
+    return float(out[0]) if rates.ndim == 0 else out.reshape(rates.shape)
+
+
+def trials_for_power(required: float, true_rate: float, power: float = 0.8, verdict: str = "fails",
+                     confidence: float = 0.95, max_trials: int = 5_000) -> int:
+    """The smallest number of trials ``n`` (e.g. malignant patients) from which
+    :func:`verdict_probability` stays at or above ``power`` for ``true_rate`` for every
+    number of trials from ``n`` to ``2 n`` (the binomial's discreteness makes the power
+    saw-toothed in ``n``: a first crossing alone can be undone by one more patient).
+    ``ValueError`` if no ``n <= max_trials`` qualifies."""
+    power = validation.in_open_interval("power", power, 0.0, 1.0)
+    max_trials = validation.positive_int("max_trials", max_trials)
+    validation.fraction("true_rate", true_rate)
+    cache: dict[int, float] = {}
+
+    def enough(n: int) -> bool:
+        if n not in cache:
+            cache[n] = verdict_probability(n, required, true_rate, verdict, confidence) >= power
+        return cache[n]
+
+    for n in range(1, max_trials + 1):
+        if enough(n) and all(enough(m) for m in range(n + 1, 2 * n + 1)):
+            return n
+    raise ValueError(f"max_trials={max_trials} is not enough to reach power {power} at true_rate {true_rate}")
 
 
 def clopper_pearson_lower(k: Any, n: int, alpha: float) -> np.ndarray | float:

@@ -90,10 +90,14 @@ COLUMNS: dict[str, str] = {
     "robust_sensitivity_low": "95 % Wilson interval, lower end", "robust_sensitivity_high": "upper end",
     "n_robust_malignant": "malignant patients among those attacked",
     "validated_robust_accuracy": ("with input validation as a defence (``input_check``): share of the attacked "
-                                  "patients that no attack record passing the checks flips (nan: no checks given)"),
+                                  "patients that no attack record passing the checks flips, nor the clean record "
+                                  "(nan: no checks given); against the attack of ``validated_attack``"),
+    "validated_attack": ("'adaptive': PGD projected onto the checks (an InputValidator); 'plain': PGD that ignores "
+                         "them (an upper bound only); 'none': no checks given"),
     "validated_robust_accuracy_low": "95 % Wilson interval, lower end", "validated_robust_accuracy_high": "upper end",
-    "attacks_rejected": ("share of the patients flipped by the attack whose every flipping record the input checks "
-                         "reject (nan: no checks given, or nobody flipped)"),
+    "attacks_rejected": ("share of the patients flipped by plain PGD (which ignores the checks; not counting those "
+                         "misclassified without attack) whose every flipping record the input checks reject: the "
+                         "checks as a data-quality filter (nan: no checks given, or nobody flipped)"),
     "attack_steps": "PGD steps", "attack_restarts": "PGD random restarts", "n_robust": "patients attacked",
     "attack_losses": "attack losses, joined by '+' ('ce': cross-entropy, 'margin': logit margin)",
     "explanation_stability": "mean top-k Jaccard of LIME explanations over seeds (1 = same features)",
@@ -256,12 +260,16 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         (:func:`at_threshold` with ``clamp=False``); by default a saturated operating point
         is clamped to :data:`CLAMP_RANGE` and the row's ``threshold_clamped`` says so.
     input_check:
-        Input validation as a defence (e.g. :func:`input_validator`): a function of a batch of
-        inputs in the model's units that returns True for each record it rejects. The same
-        PGD attacks (every loss and restart) are run again and a patient counts as defended
-        when no attack record that passes the checks flips it: ``validated_robust_accuracy``,
-        and ``attacks_rejected`` among the flipped patients. An attacker who knows the checks
-        can look for plausible records instead; this measures the checks against this attack.
+        Input validation as a defence: a function of a batch of inputs in the model's units
+        that returns True for each record it rejects. ``validated_robust_accuracy`` is the
+        share of attacked patients that no attack record passing the checks flips (a patient
+        misclassified without attack is never defended). With an :class:`InputValidator`
+        (:func:`input_validator`) it is measured against the **adaptive** attack that knows
+        the checks (:func:`adaptive_attack`, same steps, restarts and losses); with any other
+        function, against plain PGD that ignores them, which only bounds it from above
+        (``validated_attack`` says which). ``attacks_rejected``: the share of the patients
+        plain PGD flips whose every flipping record the checks reject (the checks as a
+        data-quality filter).
     n_explained, explain_seeds, lime_samples, num_features:
         LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
         seeds) for ``n_explained`` evaluation patients, ``lime_samples`` samples each;
@@ -381,12 +389,14 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
     else:
         robust_sens = rs_low = rs_high = math.nan
     validated = rejected = val_low = val_high = math.nan
+    validated_attack = "none"
     if input_check is not None:
-        validated, rejected = _validated_robustness(model, X_eval[idx], y_eval[idx], robust_eps, input_check,
-                                                    losses, attack_steps, attack_restarts, seed, clip)
+        validated, rejected, validated_attack = _validated_robustness(
+            model, X_eval[idx], y_eval[idx], robust_eps, input_check, losses, attack_steps, attack_restarts, seed, clip)
         val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
     row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
-               validated_robust_accuracy_high=val_high, attacks_rejected=rejected)
+               validated_robust_accuracy_high=val_high, attacks_rejected=rejected,
+               validated_attack=validated_attack)
     row.update(robust_eps=robust_eps, robust_accuracy=robust, robust_threshold=robust_threshold,
                threshold_clamped=bool(shifted.clamped),
                robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
@@ -458,16 +468,25 @@ def _image_stability(model: Any, image: np.ndarray, segment_fn: Callable | None,
 
 def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, input_check: Callable,
                           losses: Sequence[str], steps: int, restarts: int, seed: int,
-                          clip: tuple[Any, Any] = (None, None)) -> tuple[float, float]:
-    """(share of patients no check-passing attack record flips, share of flipped patients
-    whose every flipping record is rejected), over every loss and restart of L∞ PGD."""
+                          clip: tuple[Any, Any] = (None, None)) -> tuple[float, float, str]:
+    """(validated robust accuracy, share of the patients flipped by plain PGD whose every
+    flipping record the checks reject, which attack measured the first).
+
+    Plain L∞ PGD (every loss and restart) ignores the checks: the share it leaves to be
+    rejected measures the checks as a data-quality filter. Validated robust accuracy is
+    the share of patients that no attack record passing the checks flips; when
+    ``input_check`` is an :class:`InputValidator` it is measured against the adaptive attack
+    (:func:`adaptive_attack`, PGD projected onto the checks), otherwise against plain PGD
+    (an attacker who ignores the checks: an upper bound only). A patient misclassified
+    without any attack is never counted as defended."""
     from helpers import robustness
     from helpers.models import predict_proba
 
     if not callable(input_check):
         raise ValueError(f"input_check must be a function of a batch of inputs, got {type(input_check).__name__}")
+    clean_wrong = predict_proba(model, x).argmax(axis=1) != y
     flipped = np.zeros(len(y), dtype=bool)
-    passed_flip = np.zeros(len(y), dtype=bool)
+    passed_flip = clean_wrong.copy()
     for restart in range(restarts):
         for loss in losses:
             adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=seed + restart, loss=loss,
@@ -476,10 +495,14 @@ def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, 
             rejected = np.asarray(input_check(adv), dtype=bool).reshape(-1)
             if rejected.shape != flips.shape:
                 raise ValueError(f"input_check must return one bool per record ({len(y)}), got shape {rejected.shape}")
-            flipped |= flips
+            flipped |= flips & ~clean_wrong
             passed_flip |= flips & ~rejected
     share_rejected = float(np.mean(~passed_flip[flipped])) if flipped.any() else math.nan
-    return float(np.mean(~passed_flip)), share_rejected
+    if isinstance(input_check, InputValidator):
+        adaptive, _ = adaptive_attack(model, x, y, eps, input_check, steps=steps, restarts=restarts, losses=losses,
+                                      seed=seed)
+        return float(np.mean(~(adaptive | clean_wrong))), share_rejected, "adaptive"
+    return float(np.mean(~passed_flip)), share_rejected, "plain"
 
 
 # --------------------------------------------------------------------------- input validation
@@ -547,19 +570,140 @@ def implausible(X_original: Any, feature_names: Sequence[str], reference: Any,
     return np.any([results[c] for c in chosen], axis=0)
 
 
-def input_validator(split: Any, reference: Any, checks: Sequence[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """An ``input_check`` for :func:`audit`: takes records in the model's units (``split``'s
-    standardization), returns True where :func:`implausible` rejects them in original units
-    against the real ``reference`` records."""
+@dataclass(frozen=True, eq=False)
+class InputValidator:
+    """The checks of :func:`implausible` as an ``input_check`` for :func:`audit`: calling it
+    on records in the model's units (``split``'s standardization) returns True where they
+    are rejected. :meth:`project` moves records onto the checks, which is what an attacker
+    who knows them does (:func:`adaptive_attack`); :func:`audit` uses it, so validated
+    robustness is measured against that adaptive attacker. Build one with
+    :func:`input_validator`."""
+
+    split: Any
+    reference: np.ndarray
+    checks: tuple[str, ...]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        names = tuple(self.split.feature_names)
+        return implausible(self.split.to_original_units(np.asarray(X, dtype=float)), names, self.reference,
+                           self.checks)
+
+    def project(self, X: np.ndarray, anchor: np.ndarray | None = None, radius: float | None = None,
+                rounds: int = 4) -> np.ndarray:
+        """Records (model units) moved onto the checks by alternating simple projections
+        in original units: into the reference range (and >= 0), a "mean" feature above
+        its "worst" set with it to their midpoint, an area clipped to the reference range
+        of area / (π · radius²); with ``anchor`` and ``radius``, back into the L∞ ball of
+        ``radius`` around ``anchor`` (model units) after every round, the ball last. The
+        result is not guaranteed to pass (the sets are intersected approximately): callers
+        check it with the validator itself."""
+        names = list(self.split.feature_names)
+        ref = self.reference
+        lo, hi = ref.min(axis=0), ref.max(axis=0)
+        Z = np.asarray(X, dtype=np.float64)
+        if anchor is not None:
+            anchor = np.asarray(anchor, dtype=np.float64)
+            radius = validation.non_negative("radius", radius)
+        pairs = [(j, names.index("worst " + n[5:])) for j, n in enumerate(names)
+                 if n.startswith("mean ") and "worst " + n[5:] in names]
+        ratios = []
+        for prefix in ("mean", "worst"):
+            if f"{prefix} area" in names and f"{prefix} radius" in names:
+                a, r = names.index(f"{prefix} area"), names.index(f"{prefix} radius")
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    q = ref[:, a] / (math.pi * ref[:, r] ** 2)
+                ratios.append((a, r, float(np.nanmin(q)), float(np.nanmax(q))))
+        for _ in range(validation.positive_int("rounds", rounds)):
+            O = self.split.to_original_units(Z)
+            if "range" in self.checks:
+                O = np.clip(O, lo, hi)
+            if "negative" in self.checks:
+                O = np.maximum(O, 0.0)
+            if "mean above worst" in self.checks:
+                for j, k in pairs:
+                    mid = (O[:, j] + O[:, k]) / 2
+                    bad = O[:, j] > O[:, k]
+                    O[bad, j], O[bad, k] = mid[bad], mid[bad]
+            if "area vs radius" in self.checks:
+                for a, r, q_lo, q_hi in ratios:
+                    base = math.pi * O[:, r] ** 2
+                    O[:, a] = np.clip(O[:, a], q_lo * base * (1 + 1e-7), q_hi * base * (1 - 1e-7))
+            Z = np.asarray(self.split.to_standardized(O), dtype=np.float64)
+            if anchor is not None:
+                Z = np.clip(Z, anchor - radius, anchor + radius)
+        return Z.astype(np.float32)
+
+
+def input_validator(split: Any, reference: Any, checks: Sequence[str] | None = None) -> InputValidator:
+    """An ``input_check`` for :func:`audit` (an :class:`InputValidator`): takes records in the
+    model's units (``split``'s standardization), returns True where :func:`implausible`
+    rejects them in original units against the real ``reference`` records."""
     if not hasattr(split, "to_original_units") or not hasattr(split, "feature_names"):
         raise ValueError("split must be a helpers.data.Split")
     names = tuple(split.feature_names)
-    implausible(np.asarray(reference, dtype=float)[:1], names, reference, checks)  # validate arguments now
+    reference = validation.finite_array("reference", reference)
+    implausible(reference[:1], names, reference, checks)  # validate arguments now
+    return InputValidator(split, reference, tuple(CHECKS) if checks is None else tuple(checks))
 
-    def check(X: np.ndarray) -> np.ndarray:
-        return implausible(split.to_original_units(np.asarray(X, dtype=float)), names, reference, checks)
 
-    return check
+def adaptive_attack(model: Any, x: Any, y: Any, eps: float, validator: InputValidator, *, steps: int = 100,
+                    restarts: int = 3, losses: Sequence[str] = ("ce", "margin"), seed: int = 0,
+                    step_size: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """L∞ PGD that knows the input checks (the adaptive attack on a detector; Carlini and
+    Wagner, 2017; Tramèr et al., 2020): every step is projected onto the L∞ ball of radius
+    ``eps`` around the record **and** onto the checks (:meth:`InputValidator.project`), and
+    an iterate counts only if the validator accepts it. Returns ``(flipped, records)``:
+    per patient, True when some accepted iterate of some loss and restart is misclassified
+    (two-class decision at 0.5), and the first such record (the clean record otherwise).
+    Patients misclassified without attack count as flipped when their own record passes.
+    ``restarts`` random starts per loss, the first one at the record itself."""
+    import tensorflow as tf
+
+    from helpers import robustness
+
+    if not isinstance(validator, InputValidator):
+        raise ValueError(f"validator must be an InputValidator (scorecard.input_validator), got "
+                         f"{type(validator).__name__}")
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y).reshape(-1).astype(np.int32)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    eps = validation.non_negative("eps", eps)
+    steps = validation.positive_int("steps", steps)
+    restarts = validation.positive_int("restarts", restarts)
+    names = _attack_losses(losses, robustness.LOSSES)
+    alpha = robustness.default_step_size(eps, steps) if step_size is None else validation.positive("step_size", step_size)
+    fn = robustness.logits_fn(model)
+    rng = np.random.default_rng(validation.positive_int("seed", seed, minimum=0))
+    y_t = tf.constant(y)
+
+    def stepper(loss_fn: Callable) -> Callable:
+        @tf.function(reduce_retracing=True)
+        def step(z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                logits = fn(z)
+                value = tf.reduce_sum(loss_fn(y_t, logits))
+            return tf.argmax(logits, axis=-1, output_type=tf.int32), tape.gradient(value, z)
+        return step
+
+    steppers = {loss: stepper({"ce": robustness.cross_entropy_loss, "margin": robustness.margin_loss}[loss])
+                for loss in names}
+    predicted, _ = steppers[names[0]](tf.constant(x))
+    flipped = (np.asarray(predicted) != y) & ~np.asarray(validator(x), dtype=bool)
+    records = x.copy()
+    for loss in names:
+        for restart in range(restarts):
+            start = x if restart == 0 else x + rng.uniform(-eps, eps, size=x.shape).astype(np.float32)
+            adv = validator.project(start, x, eps)
+            for _ in range(steps + 1):
+                predicted, grad = steppers[loss](tf.constant(adv))
+                hit = (np.asarray(predicted) != y) & ~np.asarray(validator(adv), dtype=bool) & ~flipped
+                records[hit], flipped = adv[hit], flipped | hit
+                if flipped.all():
+                    return flipped, records
+                adv = validator.project(adv + alpha * np.sign(np.asarray(grad)), x, eps)
+    return flipped, records
 
 
 # --------------------------------------------------------------------------- presenting rows
@@ -726,6 +870,7 @@ class Decision:
     resolution: float = 0.0
     tied: list[str] = field(default_factory=list)  # eligible models within ``resolution`` of the best
     tie_break: tuple[str, bool] | None = None
+    process_epsilon: float | None = None  # ε of the whole selection process, if the requirements were judged on it
 
     def eligible(self) -> list[str]:
         """Models that meet every requirement under the rule, in the order of the rows."""
@@ -768,7 +913,8 @@ class Decision:
 
 def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], rank_by: str = "auc",
            largest: bool = True, rule: str = "point", *, resolution: float = 0.0,
-           tie_break: tuple[str, bool] | None = None, min_class_rate: float | None = None) -> Decision:
+           tie_break: tuple[str, bool] | None = None, min_class_rate: float | None = None,
+           process_epsilon: float | None = None, evaluated_on: str | None = None) -> Decision:
     """Check every row against ``requirements`` under ``rule``; among the rows that
     satisfy all of them, choose the one with the largest ``rank_by`` (``largest=False``:
     the smallest, e.g. ``rank_by="epsilon"`` for the strongest privacy guarantee; ties:
@@ -794,10 +940,31 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
     ``min_class_rate`` (in [0, 1], default off): refuse degenerate models. A row whose
     whole 95 % interval of sensitivity or of specificity lies below ``min_class_rate``
     (a model that calls (almost) every patient one class at its operating point, e.g. a
-    constant classifier) is ruled out with ``"degenerate: ..."``, whatever the rule."""
+    constant classifier) is ruled out with ``"degenerate: ..."``, whatever the rule.
+
+    ``process_epsilon`` (> 0 or inf, default off): judge privacy on the **process** that
+    produces the deployed model, not on one run. Choosing among several DP runs on the
+    same patients by their results releases a function of all of them, so a training
+    patient is protected by their composition (e.g. an RDP accountant over every run that
+    was tried). With ``process_epsilon`` given, every requirement on the ``"epsilon"``
+    column is checked against ``max(row["epsilon"], process_epsilon)`` (a model without DP
+    stays at inf), and its failure reads ``"... (measured 6.88 for the selection process;
+    this run 2)"``. Ranking (``rank_by``) still uses the rows' own values.
+
+    ``evaluated_on`` (``"validation"`` or ``"test"``, default off): the split every row must
+    have been evaluated on (the rows' ``evaluated_on`` key), checked before anything else. A
+    selection should pass ``"validation"``: choosing among test-evaluated rows spends the
+    test set."""
     rows, requirements = list(rows), list(requirements)
     if not rows:
         raise ValueError("rows must contain at least one audit row")
+    if evaluated_on is not None:
+        if evaluated_on not in ("validation", "test"):
+            raise ValueError(f"evaluated_on must be 'validation', 'test' or None, got {evaluated_on!r}")
+        other = [r.get("model", "?") for r in rows if r.get("evaluated_on") != evaluated_on]
+        if other:
+            raise ValueError(f"evaluated_on={evaluated_on!r}: rows {other} were evaluated on another split (or do "
+                             f"not say which): choose on validation rows, report on test rows")
     if rank_by not in rows[0]:
         raise ValueError(f"rank_by must be a key of the audit rows, got {rank_by!r}")
     if rule not in RULES:
@@ -810,14 +977,26 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
                              f"got {tie_break!r}")
     if min_class_rate is not None and not 0.0 <= float(min_class_rate) <= 1.0:
         raise ValueError(f"min_class_rate must be in [0, 1] or None, got {min_class_rate!r}")
+    if process_epsilon is not None:
+        process_epsilon = float(process_epsilon)
+        if math.isnan(process_epsilon) or not process_epsilon > 0:
+            raise ValueError(f"process_epsilon must be a number > 0 or inf (or None), got {process_epsilon!r}")
     failures: dict[str, list[str]] = {}
     status: dict[str, dict[str, str]] = {}
     for row in rows:
-        status[row["model"]] = {req.describe(): req.status(row) for req in requirements}
-        failures[row["model"]] = [
-            f"{req.describe()} (measured {float(row[req.column]):.3g})" if rule == "point"
-            else f"{req.describe()} ({req.measured(row)})"
-            for req in requirements if not req.satisfied(row, rule)]
+        judged = row
+        if process_epsilon is not None and "epsilon" in row:
+            judged = dict(row, epsilon=max(float(row["epsilon"]), process_epsilon))
+
+        def failure(req: Requirement) -> str:
+            if process_epsilon is not None and req.column == "epsilon":
+                return (f"{req.describe()} (measured {float(judged['epsilon']):.3g} for the selection process; "
+                        f"this run {float(row['epsilon']):.3g})")
+            return (f"{req.describe()} (measured {float(row[req.column]):.3g})" if rule == "point"
+                    else f"{req.describe()} ({req.measured(row)})")
+
+        status[row["model"]] = {req.describe(): req.status(judged) for req in requirements}
+        failures[row["model"]] = [failure(req) for req in requirements if not req.satisfied(judged, rule)]
         if min_class_rate is not None:
             for column in ("sensitivity", "specificity"):
                 if column not in row:
@@ -829,11 +1008,13 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
     eligible = [r for r in rows if not failures[r["model"]]]
     sign = 1.0 if largest else -1.0
     if not eligible:
-        return Decision(None, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break)
+        return Decision(None, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break,
+                        process_epsilon)
     best = max(sign * float(r[rank_by]) for r in eligible)
     if resolution == 0:
         chosen = max(eligible, key=lambda r: sign * float(r[rank_by]))["model"]
-        return Decision(chosen, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break)
+        return Decision(chosen, rank_by, bool(largest), failures, rule, status, resolution, [], tie_break,
+                        process_epsilon)
     tied = [r for r in eligible if best - sign * float(r[rank_by]) <= resolution]
     chosen = tied[0]["model"] if len(tied) == 1 else None
     if len(tied) > 1 and tie_break is not None:
@@ -843,7 +1024,7 @@ def decide(rows: Sequence[dict[str, Any]], requirements: Iterable[Requirement], 
         winners = [r for r in tied if best2 - s2 * float(r[column]) <= resolution]
         chosen = winners[0]["model"] if len(winners) == 1 else None
     return Decision(chosen, rank_by, bool(largest), failures, rule, status, resolution,
-                    [r["model"] for r in tied], tie_break)
+                    [r["model"] for r in tied], tie_break, process_epsilon)
 
 
 # --------------------------------------------------------------------------- model card
@@ -864,7 +1045,9 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
                out_of_scope: str = "", input_units: str = "standard deviations of the training data",
                neighbours: str = "add or remove one patient's record", training: str = "", details: str = "",
                factors: str = "", selection: str = "", privacy_scope: str = "",
-               ethical_considerations: str = "", recommendations: Sequence[str] = ()) -> str:
+               ethical_considerations: str = "", recommendations: Sequence[str] = (),
+               process_epsilon: float | None = None, process_runs: int | None = None,
+               test_use: str = "reported once after the model was chosen") -> str:
     """A model card (Mitchell et al., 2019) in Markdown, every number read from ``row``
     (an :func:`audit` row on the **test** patients: a row with ``evaluated_on="validation"``
     raises ``ValueError``, validation rows select, test rows report). The prose arguments
@@ -874,7 +1057,14 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
     ``selection`` (the requirements and how the decision was taken), ``privacy_scope``
     (what the DP guarantee covers and what it does not), ``ethical_considerations``,
     ``limitations`` (caveats) and ``recommendations``. Only ``intended_use``, ``data`` and
-    ``limitations`` are required."""
+    ``limitations`` are required.
+
+    ``process_epsilon`` (with ``process_runs``, the number of DP runs composed): the ε of the
+    whole process that produced the model (every run tried on the same patients and a choice
+    by their results). When given, the privacy headline is the process's (ε, δ) and the
+    chosen run's own ε is stated as what it is: a guarantee only if no other run had been
+    tried. ``test_use`` says how the test patients were used (default: "reported once after
+    the model was chosen"; say so when a test split was used by an earlier decision)."""
     missing = [k for k in COLUMNS if k not in row]
     if missing:
         raise ValueError(f"row must be an audit() row; it lacks {missing}")
@@ -887,6 +1077,13 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
               else f", chosen on validation patients for a sensitivity of at least {row['target_sensitivity']:.2f}")
     if math.isinf(row["epsilon"]):
         guarantee = "**None.** The model was trained without differential privacy: no formal bound on what it reveals about a training patient."
+    elif process_epsilon is not None:
+        runs = "" if process_runs is None else f"{validation.positive_int('process_runs', process_runs)} DP runs and "
+        guarantee = (f"**(ε = {float(process_epsilon):.2f}, δ = {row['delta']:g})-differential privacy for the "
+                     f"process that produced this model** ({runs}a choice among them by their results, on the same "
+                     f"patients), for neighbouring datasets that differ by one patient ({neighbours}), from the RDP "
+                     f"accountant. The chosen training run alone is (ε = {row['epsilon']:.2f}, δ = {row['delta']:g})"
+                     f"-DP, a guarantee only had no other run been tried.")
     else:
         guarantee = (f"Trained with DP-SGD: **(ε = {row['epsilon']:.2f}, δ = {row['delta']:g})-differential privacy** "
                      f"for neighbouring datasets that differ by one patient ({neighbours}), from the RDP accountant.")
@@ -911,7 +1108,7 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
         rows_.append(("NPV (share benign among those called benign)", "npv"))
     lines += [
         "",
-        f"**Metrics** on {row['n_test']} held-out test patients, reported once after the model was chosen, "
+        f"**Metrics** on {row['n_test']} held-out test patients, {test_use}, "
         f"operating point P(malignant) ≥ {row['threshold']:.3f}{target}:",
         "",
         "| metric | value |",
@@ -936,12 +1133,14 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
     ]
     if not math.isnan(row.get("validated_robust_accuracy", math.nan)):
         rejected = row["attacks_rejected"]
-        lines[-1] += (f" With input validation (range and consistency checks of each record) as a defence, "
+        adaptive = row.get("validated_attack") == "adaptive"
+        lines[-1] += (f" With input validation (range and consistency checks of each record) in front of the model, "
                       f"{_ci(row, 'validated_robust_accuracy')} of them are not flipped by any attack record that "
-                      f"passes the checks"
-                      + (f"; the checks reject every flipping record for {rejected:.2f} of the flipped patients."
-                         if not math.isnan(rejected) else ".")
-                      + " An attacker who knows the checks can search for plausible records instead.")
+                      f"passes the checks, against "
+                      + ("an attacker who knows the checks (PGD projected onto them at every step)."
+                         if adaptive else "PGD that ignores the checks: an upper bound, not a defence.")
+                      + (f" As a data-quality filter, the checks reject every flipping record of plain PGD for "
+                         f"{rejected:.2f} of the patients it flips." if not math.isnan(rejected) else ""))
     if not math.isnan(row["robust_sensitivity"]):
         lines[-1] += (f" What the attacker wants, a malignant tumour read as benign: at the operating point, "
                       f"robust sensitivity {_ci(row, 'robust_sensitivity')} on the {row['n_robust_malignant']} "

@@ -225,3 +225,45 @@ def test_paired_specificity_difference_at_matched_sensitivity():
     assert covered >= 16 and shown >= 16   # ~95 % coverage; the shift of 1 SD is found in most cohorts
     with pytest.raises(ValueError, match="sensitivity"):
         metrics.paired_specificity_difference(y, a_pos.tolist() + b_neg.tolist(), np.r_[a_pos, b_neg], sensitivity=0)
+
+
+def test_verdict_probability_is_the_binomial_sum_over_wilson_verdicts():
+    """Issue 28: the power of the interval rules, checked against a direct binomial sum and a simulation."""
+    from scipy import stats
+
+    n, bar = 40, 0.70
+    for rate in (0.5, 0.6, 0.65, 0.7, 0.8):
+        direct = sum(stats.binom.pmf(k, n, rate) for k in range(n + 1) if metrics.wilson_interval(k, n)[1] < bar)
+        assert metrics.verdict_probability(n, bar, rate, "fails") == pytest.approx(direct, abs=1e-12)
+        total = sum(metrics.verdict_probability(n, bar, rate, v) for v in ("fails", "meets", "not distinguishable"))
+        assert total == pytest.approx(1.0, abs=1e-12)
+    # the review's figures: 40 cancers, bar 0.70, true 0.50/0.55/0.60/0.65
+    got = metrics.verdict_probability(n, bar, np.array([0.50, 0.55, 0.60, 0.65]))
+    np.testing.assert_allclose(got, [0.785, 0.561, 0.311, 0.124], atol=0.001)
+    # a simulation agrees (statistical test: 20000 draws, tolerance 4 standard errors)
+    rng = np.random.default_rng(0)
+    k = rng.binomial(n, 0.6, size=20000)
+    simulated = np.mean([metrics.wilson_interval(int(i), n)[1] < bar for i in k])
+    assert abs(simulated - got[2]) < 4 * math.sqrt(got[2] * (1 - got[2]) / 20000)
+    # power grows with the distance to the bar
+    assert np.all(np.diff(metrics.verdict_probability(n, bar, np.linspace(0.3, 0.7, 9))) < 0)
+
+
+def test_trials_for_power_is_where_the_power_stays_above_the_target():
+    n = metrics.trials_for_power(0.70, 0.60, power=0.8)
+    assert all(metrics.verdict_probability(m, 0.70, 0.60) >= 0.8 for m in range(n, 2 * n + 1))
+    assert metrics.verdict_probability(n - 1, 0.70, 0.60) < 0.8
+    assert 150 < n < 220   # the review: about 181 malignant patients
+    with pytest.raises(ValueError, match="max_trials"):
+        metrics.trials_for_power(0.70, 0.69, max_trials=50)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(trials=0, required=0.7, true_rate=0.5), "trials"),
+    (dict(trials=40, required=1.5, true_rate=0.5), "required"),
+    (dict(trials=40, required=0.7, true_rate=1.2), "true_rate"),
+    (dict(trials=40, required=0.7, true_rate=0.5, verdict="passes"), "verdict"),
+])
+def test_verdict_probability_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.verdict_probability(**kwargs)

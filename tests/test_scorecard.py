@@ -314,6 +314,13 @@ def test_model_card_contains_the_computed_numbers(row):
     assert "0.123" in card2 and "0.654" in card2 and "**None.**" in card2 and "ε = " not in card2.split("Membership")[0]
     with pytest.raises(ValueError, match="audit"):
         scorecard.model_card({"model": "x"}, intended_use="a", data="b", limitations=[])
+    # issue 28: the headline is the process's ε when the model was chosen among several runs
+    dp_row = dict(row, epsilon=2.0)
+    process = scorecard.model_card(dp_row, intended_use="a", data="b", limitations=[], process_epsilon=6.88,
+                                   process_runs=5, test_use="re-analysed on a spent test split")
+    headline = process.split("**Privacy guarantee.** ")[1]
+    assert headline.startswith("**(ε = 6.88, δ = ") and "5 DP runs" in headline and "(ε = 2.00" in headline
+    assert "re-analysed on a spent test split" in process and "reported once" not in process
 
 
 def test_plot_tradeoffs_draws_every_model():
@@ -378,14 +385,17 @@ def test_plausibility_checks_pass_real_records_and_catch_impossible_ones():
 
 def test_audit_with_input_validation_as_a_defence():
     """Issue 17: input validation in the robustness pillar. Checks that reject every record
-    defend every patient; checks that reject nothing defend exactly the unflipped ones."""
+    defend every patient the model gets right without attack (issue 28: never one it gets
+    wrong); checks that reject nothing defend exactly the unflipped ones."""
     import numpy as np
 
     model, small, d = small_wdbc_model()
     common = dict(threshold=0.5, robust_eps=1.0, attack_steps=10, n_robust=40, n_explained=0, n_resamples=20)
     reject_all = scorecard.audit(model, small, input_check=lambda X: np.ones(len(X), bool), **common)
     reject_none = scorecard.audit(model, small, input_check=lambda X: np.zeros(len(X), bool), **common)
-    assert reject_all["validated_robust_accuracy"] == 1.0 and reject_all["attacks_rejected"] == 1.0
+    clean = scorecard.audit(model, small, robust_eps=0.0, **{k: v for k, v in common.items() if k != "robust_eps"})
+    assert reject_all["validated_robust_accuracy"] == pytest.approx(clean["robust_accuracy"])
+    assert reject_all["attacks_rejected"] == 1.0 and reject_all["validated_attack"] == "plain"
     assert reject_none["attacks_rejected"] == 0.0
     assert reject_none["validated_robust_accuracy"] <= reject_none["robust_accuracy"] + 1 / 40
     plain = scorecard.audit(model, small, **common)
@@ -394,6 +404,71 @@ def test_audit_with_input_validation_as_a_defence():
         scorecard.audit(model, small, input_check=lambda X: np.ones(3, bool), **common)
     card = scorecard.model_card(reject_all, intended_use="test", data="WDBC", limitations=["small"])
     assert "input validation" in card and "not flipped by any attack record that passes the checks" in card
+
+
+def test_adaptive_attack_stays_within_the_ball_and_the_checks():
+    """Issue 28: the attack that knows the checks returns only records that pass them, within
+    the radius, and misclassified; against the same checks it flips at least as many patients
+    as plain PGD gets past them, and the audit measures validated robustness with it."""
+    import numpy as np
+
+    from helpers import data
+    from helpers.models import predict_proba
+
+    model, small, d = small_wdbc_model()
+    reference = np.concatenate([d.to_original_units(d.X_train), d.to_original_units(d.X_test)])
+    check = scorecard.input_validator(d, reference)
+    assert isinstance(check, scorecard.InputValidator) and not check(small.X_test).any()
+    x, y = small.X_test[:40], small.y_test[:40]
+    projected = check.project(x + 0.3, x, 0.25)
+    assert np.abs(projected - x).max() <= 0.25 + 1e-5
+    flipped, records = scorecard.adaptive_attack(model, x, y, 0.5, check, steps=20, restarts=2, seed=0)
+    assert not check(records[flipped]).any()
+    assert np.abs(records - x).max() <= 0.5 + 1e-5
+    assert np.all(predict_proba(model, records[flipped]).argmax(axis=1) != y[flipped])
+    assert np.array_equal(records[~flipped], x[~flipped])
+    clean_wrong = predict_proba(model, x).argmax(axis=1) != y
+    assert np.all(flipped[clean_wrong])   # real records pass the checks: a clean error is an error
+    common = dict(threshold=0.5, robust_eps=0.5, attack_steps=20, attack_restarts=2, n_robust=40, n_explained=0,
+                  n_resamples=20)
+    adaptive = scorecard.audit(model, small, input_check=check, **common)
+    plain = scorecard.audit(model, small, input_check=lambda X: check(X), **common)
+    assert adaptive["validated_attack"] == "adaptive" and plain["validated_attack"] == "plain"
+    assert adaptive["validated_robust_accuracy"] <= plain["validated_robust_accuracy"]
+    assert adaptive["validated_robust_accuracy"] <= adaptive["robust_accuracy"] + 3 / 40
+    with pytest.raises(ValueError, match="validator"):
+        scorecard.adaptive_attack(model, x, y, 0.5, lambda X: check(X))
+    with pytest.raises(ValueError, match="steps"):
+        scorecard.adaptive_attack(model, x, y, 0.5, check, steps=0)
+
+
+def test_decide_judges_privacy_on_the_selection_process():
+    """Issue 28: with process_epsilon, an ε requirement is checked against the whole process."""
+    rows = [dict(model="a", epsilon=2.0, auc=0.9), dict(model="b", epsilon=4.0, auc=0.95),
+            dict(model="c", epsilon=math.inf, auc=0.99)]
+    req = [scorecard.Requirement("epsilon", maximum=4.0)]
+    assert scorecard.decide(rows, req, rank_by="epsilon", largest=False).chosen == "a"   # unchanged default
+    dec = scorecard.decide(rows, req, rank_by="epsilon", largest=False, process_epsilon=6.88)
+    assert dec.chosen is None and dec.process_epsilon == 6.88
+    assert "6.88 for the selection process; this run 2" in dec.failures["a"][0]
+    assert "inf" in dec.failures["c"][0]
+    assert scorecard.decide(rows, req, rank_by="epsilon", largest=False, process_epsilon=3.5).chosen == "a"
+    assert scorecard.decide(rows, req, rank_by="epsilon", largest=False, process_epsilon=3.5).eligible() == ["a", "b"]
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="process_epsilon"):
+            scorecard.decide(rows, req, process_epsilon=bad)
+
+
+def test_decide_refuses_rows_from_another_split():
+    rows = [dict(model="a", epsilon=2.0, auc=0.9, evaluated_on="validation"),
+            dict(model="b", epsilon=4.0, auc=0.95, evaluated_on="test")]
+    req = [scorecard.Requirement("epsilon", maximum=4.0)]
+    assert scorecard.decide(rows[:1], req, evaluated_on="validation").chosen == "a"
+    with pytest.raises(ValueError, match=r"evaluated_on='validation': rows \['b'\]"):
+        scorecard.decide(rows, req, evaluated_on="validation")
+    with pytest.raises(ValueError, match="evaluated_on must be"):
+        scorecard.decide(rows, req, evaluated_on="train")
+    assert scorecard.decide(rows, req).chosen == "b"   # default: unchecked, as before
 
 
 def test_input_validator_accepts_real_records_and_rejects_impossible_ones():
