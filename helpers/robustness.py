@@ -460,6 +460,10 @@ def _square_signs(shape: tuple[int, ...], rng: np.random.Generator, stripes: boo
     return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=size)
 
 
+#: How many times :func:`square_attack` re-draws a proposal that would leave an image unchanged.
+_SQUARE_REDRAWS = 20
+
+
 def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000, p_init: float = 0.3,
                   clip_min: Any = None, clip_max: Any = None, seed: Any = None, loss: str = "margin") -> np.ndarray:
     """The L∞ Square attack (Andriushchenko, Croce, Flammarion & Hein, 2020): a black-box
@@ -471,7 +475,10 @@ def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000,
     al.'s schedule; on non-image inputs a random set of ``p * d`` features) to
     ``x ± eps`` (one random sign per channel), and keeps the proposal only if it lowers
     the ``loss``: ``"margin"`` (the default, the paper's: the true logit minus the best
-    other one) or ``"ce"`` (the negative cross-entropy). An example that is already
+    other one) or ``"ce"`` (the negative cross-entropy). As in the paper, a proposal that
+    would change nothing (the window already holds those values, common on images whose
+    pixels sit at the clip bounds) is re-drawn, up to 20 times, so that queries are not
+    wasted on no-ops. An example that is already
     misclassified is not changed any more. Every round queries the model once on the whole
     batch, so each example costs at most ``n_queries`` queries. Inputs of shape
     ``(n, h, w, c)`` are treated as images; anything else as flat feature vectors.
@@ -517,9 +524,17 @@ def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000,
         if fooled.all():
             break
         p = _square_fraction(p_init, query, n_queries)
-        mask = _square_mask(x.shape, p, rng) & ~fooled.reshape((-1,) + (1,) * (x.ndim - 1))
-        window = np.clip(x + eps * _square_signs(x.shape, rng, stripes=False), lo, hi)
-        candidate = np.where(mask, window, adv).astype(np.float32)
+        active = ~fooled.reshape((-1,) + (1,) * (x.ndim - 1))
+        candidate = adv.copy()
+        redraw = ~fooled
+        for _ in range(_SQUARE_REDRAWS):  # as in the paper: re-draw proposals that change nothing
+            mask = _square_mask(x.shape, p, rng) & active
+            window = np.clip(x + eps * _square_signs(x.shape, rng, stripes=False), lo, hi)
+            proposal = np.where(mask, window, adv).astype(np.float32)
+            candidate[redraw] = proposal[redraw]
+            redraw &= np.all((candidate == adv).reshape(len(x), -1), axis=1)
+            if not redraw.any():
+                break
         objective, now_fooled = evaluate(candidate)
         better = (objective < best) & ~fooled
         adv[better] = candidate[better]

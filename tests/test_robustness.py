@@ -465,3 +465,39 @@ def test_logits_fn_cache_does_not_keep_models_alive():
     del m, fn
     gc.collect()
     assert alive() is None
+
+
+def test_square_attack_redraws_proposals_that_change_nothing(digits, digits_model):
+    # Replay the attack from its queries: for each round, is the candidate of every example still
+    # being attacked different from that example's current image? Without re-drawing, about half
+    # of the proposals on these digits (pixels at 0 or 1, clipped windows) are no-ops.
+    x, y = digits.X_test[:100].reshape(-1, 8, 8, 1), digits.y_test[:100]  # images: square windows
+    queries = []
+
+    def black_box(inputs):
+        queries.append(np.array(inputs))
+        return digits_model(np.asarray(inputs).reshape(len(inputs), -1))
+
+    R.square_attack(black_box, x, y, 0.1, n_queries=100, seed=0, **CLIP)
+    queries = queries[1:]  # the first call is check_model's
+    adv = queries[0]
+    z = np.asarray(black_box(adv))
+    rows = np.arange(len(y))
+
+    def margin(z):
+        others = z.copy()
+        others[rows, y] = -np.inf
+        return z[rows, y] - others.max(axis=1)
+
+    best, fooled = margin(z), z.argmax(axis=1) != y
+    no_ops = attacked = 0
+    for cand in queries[1:]:
+        active = ~fooled
+        attacked += active.sum()
+        no_ops += np.all((cand == adv).reshape(len(y), -1), axis=1)[active].sum()
+        zc = np.asarray(black_box(cand))
+        better = (margin(zc) < best) & active
+        adv = np.where(better[:, None, None, None], cand, adv)
+        best = np.where(better, margin(zc), best)
+        fooled |= better & (zc.argmax(axis=1) != y)
+    assert attacked > 1000 and no_ops / attacked < 0.01
