@@ -62,7 +62,7 @@ from helpers import validation
 ATTACKS = ("pgd", "fgsm")
 #: Attack losses: softmax cross-entropy (cleverhans' default) and the logit margin.
 LOSSES = ("ce", "margin")
-TRAINING_MODES = ("pgd", "fgsm", "noise", "none")
+TRAINING_MODES = ("pgd", "fgsm", "noise", "gaussian", "none")
 
 _LOGITS_FNS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
 
@@ -269,6 +269,11 @@ def _random_start(shape: tuple[int, ...], eps: float, norm: float, rng: np.rando
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
     radius = eps * rng.uniform(size=(shape[0], 1)) ** (1.0 / d)
     return (direction * radius).reshape(shape).astype(np.float32)
+
+
+def _gaussian_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of standard deviation ``sigma`` on every feature, not clipped."""
+    return rng.normal(0.0, sigma, size=shape).astype(np.float32)
 
 
 def _fgsm_tensor(fn, x, y, eps, norm, lo, hi, loss_fn=cross_entropy_loss):
@@ -635,7 +640,9 @@ def adversarial_fit(model: Any, X: Any, y: Any, eps: float, *, attack: str = "pg
 
     Each step replaces the batch by its attacked version (``attack="pgd"``: Madry et al.;
     ``"fgsm"``: Goodfellow et al.), by uniform noise in the ``eps`` ball (``"noise"``: data
-    augmentation, no gradient), or keeps it (``"none"``: standard training), and minimises
+    augmentation, no gradient), by Gaussian noise of standard deviation ``eps`` on every
+    feature, not clipped (``"gaussian"``: the augmentation randomized smoothing needs, Cohen
+    et al., 2019), or keeps it (``"none"``: standard training), and minimises
     ``(1 - adv_weight) * loss(clean) + adv_weight * loss(perturbed)`` with Adam.
     The loss is the from-logits cross-entropy matching the model's outputs (single-logit
     binary or multi-class). Returns ``{"loss": [per-epoch mean loss], "seconds": float}``.
@@ -698,6 +705,8 @@ def adversarial_fit(model: Any, X: Any, y: Any, eps: float, *, attack: str = "pg
                 xp = xb
             elif attack == "noise":
                 xp = _clip(xb + _random_start(tuple(xb.shape), eps, norm, rng), lo, hi)
+            elif attack == "gaussian":
+                xp = xb + _gaussian_noise(tuple(xb.shape), eps, rng)
             elif attack == "fgsm":
                 xp = _fgsm_tensor(fn, xb, yb, eps, norm, lo, hi)
             else:

@@ -214,6 +214,23 @@ def test_adversarial_training_improves_robust_accuracy(digits):
     assert robust["pgd"] > robust["none"] + 0.15, robust
 
 
+def test_gaussian_noise_is_unclipped_normal_of_sd_eps():
+    noise = R._gaussian_noise((20000, 8), 0.25, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and abs(noise.mean()) < 0.01 and abs(noise.std() - 0.25) < 0.005
+    assert np.abs(noise).max() > 0.75  # unbounded, no clipping
+
+
+def test_gaussian_augmentation_makes_the_model_accurate_under_noise(digits):
+    X, y = digits.X_train, digits.y_train
+    x_noisy = digits.X_test + np.random.default_rng(1).normal(0, 0.5, digits.X_test.shape).astype(np.float32)
+    acc = {}
+    for mode in ("none", "gaussian"):
+        model = models.mlp(64, 10, hidden=(32,), seed=0)
+        R.adversarial_fit(model, X, y, 0.5, attack=mode, num_epochs=8, learning_rate=1e-2, seed=0, **CLIP)
+        acc[mode] = models.accuracy(model, x_noisy, digits.y_test)
+    assert acc["gaussian"] > acc["none"] + 0.1, acc
+
+
 def test_adversarial_fit_on_single_logit_binary_model(wdbc):
     model = models.mlp(30, 1, hidden=(16,), seed=0)
     history = R.adversarial_fit(model, wdbc.X_train, wdbc.y_train, 0.3, attack="pgd", num_epochs=5,
