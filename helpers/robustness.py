@@ -529,16 +529,15 @@ def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000,
         if fooled.all():
             break
         p = _square_fraction(p_init, query, n_queries)
-        active = ~fooled.reshape((-1,) + (1,) * (x.ndim - 1))
         candidate = adv.copy()
-        redraw = ~fooled
+        todo = np.flatnonzero(~fooled)
         for _ in range(_SQUARE_REDRAWS):  # as in the paper: re-draw proposals that change nothing
-            mask = _square_mask(x.shape, p, rng) & active
-            window = np.clip(x + eps * _square_signs(x.shape, rng, stripes=False), lo, hi)
-            proposal = np.where(mask, window, adv).astype(np.float32)
-            candidate[redraw] = proposal[redraw]
-            redraw &= np.all((candidate == adv).reshape(len(x), -1), axis=1)
-            if not redraw.any():
+            shape = (len(todo),) + x.shape[1:]
+            mask = _square_mask(shape, p, rng)
+            window = np.clip(x[todo] + eps * _square_signs(shape, rng, stripes=False), lo, hi)
+            candidate[todo] = np.where(mask, window, adv[todo])
+            todo = todo[np.all((candidate[todo] == adv[todo]).reshape(len(todo), -1), axis=1)]
+            if not len(todo):
                 break
         objective, now_fooled = evaluate(candidate)
         better = (objective < best) & ~fooled
