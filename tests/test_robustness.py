@@ -518,3 +518,26 @@ def test_square_attack_redraws_proposals_that_change_nothing(digits, digits_mode
         best = np.where(better, margin(zc), best)
         fooled |= better & (zc.argmax(axis=1) != y)
     assert attacked > 1000 and no_ops / attacked < 0.01
+
+
+def test_pgd_ever_fooled_keeps_the_first_fooling_iterate(digits, digits_model):
+    x, y = digits.X_test[:300], digits.y_test[:300]
+    kw = dict(eps=0.1, nb_iter=20, loss="ce", **CLIP)
+    last = R.pgd(digits_model, x, y, seed=5, **kw)
+    ever = R.pgd(digits_model, x, y, seed=5, ever_fooled=True, **kw)
+    # the same path: the iterates of pgd_loss_curve's loop; judge every iterate with the model
+    iterates = list(R._pgd_iterates(R.logits_fn(digits_model), tf.constant(x), tf.constant(y), 0.1,
+                                    R.default_step_size(0.1, 20), 20, np.inf, np.float32(0.0), np.float32(1.0), True,
+                                    np.random.default_rng(5), R.cross_entropy_loss))
+    wrong = np.stack([models.predict(digits_model, np.asarray(a)) != y for a in iterates])  # (steps + 1, n)
+    any_wrong = wrong.any(axis=0)
+    assert np.array_equal(models.predict(digits_model, ever) != y, any_wrong)
+    np.testing.assert_allclose(last, np.asarray(iterates[-1]), atol=1e-6)
+    first = wrong.argmax(axis=0)
+    for i in np.flatnonzero(any_wrong)[:20]:
+        np.testing.assert_allclose(ever[i], np.asarray(iterates[first[i]])[i], atol=1e-6)
+    assert np.all(np.abs(ever - x) <= 0.1 + 1e-6) and ever.min() >= 0 and ever.max() <= 1
+    # ever fooled can only lower robust accuracy, for the same draws
+    acc_last = R.robust_accuracy(digits_model, x, y, [0.1], nb_iter=20, seed=5, **CLIP)[0]
+    acc_ever = R.robust_accuracy(digits_model, x, y, [0.1], nb_iter=20, seed=5, ever_fooled=True, **CLIP)[0]
+    assert acc_ever <= acc_last
