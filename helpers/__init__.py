@@ -17,7 +17,8 @@ Modules
 ``helpers.dp_training`` DP-SGD with Poisson subsampling (the algorithm ``dp_sgd_epsilon`` accounts for).
 ``helpers.privacy_attacks`` membership inference: scores, ROC/AUC with CIs, ε lower bounds (one-run canary audit).
 ``helpers.robustness`` adversarial attacks (FGSM, PGD, Square), robust accuracy, adversarial training.
-``helpers.certify``    certified robustness by randomized smoothing (Cohen et al., 2019).
+``helpers.certify``    certified robustness by randomized smoothing (Cohen et al., 2019), SmoothAdv attack on g.
+``helpers.verify``     exact L∞ verification of small ReLU networks (big-M MILP, HiGHS via scipy).
 ``helpers.explain``    LIME explanations in original units and on nucleus superpixels, stability, deletion curves.
 ``helpers.metrics``    clinical metrics with confidence intervals, operating points.
 ``helpers.dp_adversarial`` DP-SGD on per-example PGD examples (private *and* robust training).

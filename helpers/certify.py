@@ -19,7 +19,12 @@ least ``1 - alpha`` over the noise, each returned certificate is correct.
 * :func:`certify`  prediction and certified L2 radius per example;
 * :func:`smoothed_predict`  the paper's PREDICT (majority vote with a binomial test);
 * :func:`certified_accuracy`  the fraction of examples predicted correctly with a radius
-  of at least ``r``, for each ``r`` (abstentions count as wrong).
+  of at least ``r``, for each ``r`` (abstentions count as wrong);
+* :func:`majority_vote`  the smoothed classifier's class without a test (the most frequent
+  class of the base model on ``n`` noisy copies);
+* :func:`smoothed_attack`  an L2 PGD attack on the smoothed classifier itself, not on the
+  base model: SmoothAdv with expectation over transformation (Salman et al., 2019), the
+  attack to compare a certificate with.
 
 The base model is any Keras model or callable that returns logits (a single-logit binary
 model too, as in :mod:`helpers.robustness`). Noise is added to the inputs without
@@ -161,3 +166,68 @@ def certified_accuracy(certificate: Certificate, y: Any, radii: Any) -> np.ndarr
         raise ValueError(f"radii must be a number or a 1-D array of radii >= 0, got {radii!r}")
     correct = certificate.prediction == y
     return np.array([float(np.mean(correct & (certificate.radius >= r))) for r in np.atleast_1d(radii)])
+
+
+def majority_vote(model: Any, x: Any, sigma: float, n: int = 1000, seed: Any = None,
+                  batch_size: int = 20000) -> np.ndarray:
+    """The smoothed classifier's prediction estimated without a test: the class the base
+    model returns most often on ``n`` noisy copies of each example (Gaussian, standard
+    deviation ``sigma``). Unlike :func:`smoothed_predict` it never abstains, so it can be
+    compared with a certificate image by image."""
+    x, sigma, _ = _inputs(model, x, sigma, 0.001)
+    n = validation.positive_int("n", n)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    return _counts(model, x, sigma, n, validation.rng_from(seed), batch_size).argmax(axis=1)
+
+
+def smoothed_attack(model: Any, x: Any, y: Any, sigma: float, eps: float, nb_iter: int = 20,
+                    num_noise: int = 16, eps_iter: float | None = None, clip_min: float | None = None,
+                    clip_max: float | None = None, seed: Any = None) -> np.ndarray:
+    """L2 PGD against the **smoothed** classifier ``g`` (SmoothAdv, Salman et al., 2019).
+
+    ``g`` is a majority vote and has no useful gradient; SmoothAdv attacks its soft version
+    instead, the average softmax of the base model over Gaussian noise, and estimates the
+    gradient of ``-log(mean softmax_y)`` with ``num_noise`` fresh noise draws per step
+    (expectation over transformation, Athalye et al., 2018). Each of the ``nb_iter`` steps
+    moves by ``eps_iter`` (default ``2.5 * eps / nb_iter``) along the per-example normalised
+    gradient, then projects onto the L2 ball of radius ``eps`` around ``x`` and into
+    ``[clip_min, clip_max]``. Returns float32 adversarial inputs shaped like ``x``; judge
+    them with :func:`majority_vote` (``g``), not with the base model.
+    """
+    import tensorflow as tf
+
+    from helpers.robustness import _clip_range, _labels, logits_fn
+
+    x, sigma, _ = _inputs(model, x, sigma, 0.001)
+    y = _labels(y, len(x))
+    if y is None:
+        raise ValueError("y must hold the true labels")
+    eps = validation.non_negative("eps", eps)
+    nb_iter = validation.positive_int("nb_iter", nb_iter)
+    num_noise = validation.positive_int("num_noise", num_noise)
+    eps_iter = 2.5 * eps / nb_iter if eps_iter is None else validation.positive("eps_iter", eps_iter)
+    lo, hi = _clip_range(clip_min, clip_max, x)
+    rng = validation.rng_from(seed)
+    if eps == 0:
+        return x.copy()
+    fn = logits_fn(model)
+    n = len(x)
+    axes = tuple(range(1, x.ndim))
+    x_t, y_t = tf.constant(x), tf.constant(y)
+    adv = x_t
+    for _ in range(nb_iter):
+        noise = tf.constant(rng.normal(0.0, sigma, size=(num_noise,) + x.shape).astype(np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(adv)
+            noisy = tf.reshape(adv[None] + noise, (num_noise * n,) + x.shape[1:])
+            probs = tf.reduce_mean(tf.reshape(tf.nn.softmax(fn(noisy)), (num_noise, n, -1)), axis=0)
+            loss = -tf.math.log(tf.gather(probs, y_t, batch_dims=1) + 1e-12)
+        grad = tape.gradient(loss, adv)
+        norm = tf.sqrt(tf.reduce_sum(grad ** 2, axis=axes, keepdims=True))
+        adv = adv + eps_iter * grad / tf.maximum(norm, 1e-12)
+        delta = adv - x_t
+        size = tf.sqrt(tf.reduce_sum(delta ** 2, axis=axes, keepdims=True))
+        adv = x_t + delta * tf.minimum(1.0, eps / tf.maximum(size, 1e-12))
+        if lo is not None:
+            adv = tf.clip_by_value(adv, lo, hi)
+    return adv.numpy().astype(np.float32)

@@ -62,7 +62,7 @@ from helpers import validation
 ATTACKS = ("pgd", "fgsm")
 #: Attack losses: softmax cross-entropy (cleverhans' default) and the logit margin.
 LOSSES = ("ce", "margin")
-TRAINING_MODES = ("pgd", "fgsm", "noise", "none")
+TRAINING_MODES = ("pgd", "fgsm", "noise", "gaussian", "none")
 
 _LOGITS_FNS: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
 
@@ -271,6 +271,11 @@ def _random_start(shape: tuple[int, ...], eps: float, norm: float, rng: np.rando
     return (direction * radius).reshape(shape).astype(np.float32)
 
 
+def _gaussian_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of standard deviation ``sigma`` on every feature, not clipped."""
+    return rng.normal(0.0, sigma, size=shape).astype(np.float32)
+
+
 def _fgsm_tensor(fn, x, y, eps, norm, lo, hi, loss_fn=cross_entropy_loss):
     from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
     return fast_gradient_method(fn, x, eps, norm, loss_fn=loss_fn, clip_min=lo, clip_max=hi, y=y)
@@ -363,7 +368,7 @@ def default_step_size(eps: float, nb_iter: int) -> float:
 
 def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, nb_iter: int = 40,
         norm: float = np.inf, clip_min: Any = None, clip_max: Any = None, rand_init: bool = True,
-        seed: Any = None, loss: str = "ce") -> np.ndarray:
+        seed: Any = None, loss: str = "ce", ever_fooled: bool = False) -> np.ndarray:
     """Projected gradient descent (Madry et al., 2018), on cleverhans' FGM steps.
 
     Starts from a uniform random point of the ``eps`` ball (``rand_init``), then takes
@@ -372,6 +377,13 @@ def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, n
     ``seed`` (an int or a numpy Generator) fixes the random start; ``loss`` is ``"ce"``
     (cleverhans' default) or ``"margin"`` (for very confident models, see :data:`LOSSES`).
     Other arguments as in :func:`fgsm`. Returns float32 adversarial inputs shaped like ``x``.
+
+    ``ever_fooled`` (default False, the last iterate for every example, as cleverhans):
+    return, for each example, the first iterate (random start included) that the model
+    misclassifies, and the last iterate only for the examples no iterate fooled. PGD's
+    loss is not monotone along its path, so an example fooled at step 5 can be classified
+    correctly again at the last step; with ``ever_fooled=True`` it counts as fooled, which
+    can only lower :func:`robust_accuracy`. It costs one extra forward pass per step.
     """
     loss_fn = _loss(loss)
     fn, x, x_t, y_t, eps, norm, lo, hi = _prepare(model, x, y, eps, norm, clip_min, clip_max, (np.inf, 2.0))
@@ -379,8 +391,20 @@ def pgd(model: Any, x: Any, y: Any, eps: float, eps_iter: float | None = None, n
     rng = validation.rng_from(seed)
     if eps == 0:
         return x.copy()
-    return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng,
-                                  loss_fn))
+    if not ever_fooled:
+        return np.asarray(_pgd_tensor(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng,
+                                      loss_fn))
+    labels = np.asarray(y_t)
+    best: np.ndarray | None = None
+    fooled = np.zeros(len(x), dtype=bool)
+    for adv in _pgd_iterates(fn, x_t, y_t, eps, eps_iter, nb_iter, norm, lo, hi, bool(rand_init), rng, loss_fn):
+        adv = np.asarray(adv, dtype=np.float32)
+        if best is None:
+            best = adv.copy()
+        else:
+            best[~fooled] = adv[~fooled]  # frozen once fooled: the first fooling iterate
+        fooled |= np.argmax(np.asarray(fn(adv)), axis=1) != labels
+    return best
 
 
 def _pgd_arguments(eps: float, eps_iter: float | None, nb_iter: Any) -> tuple[int, float]:
@@ -460,6 +484,10 @@ def _square_signs(shape: tuple[int, ...], rng: np.random.Generator, stripes: boo
     return rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=size)
 
 
+#: How many times :func:`square_attack` re-draws a proposal that would leave an image unchanged.
+_SQUARE_REDRAWS = 20
+
+
 def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000, p_init: float = 0.3,
                   clip_min: Any = None, clip_max: Any = None, seed: Any = None, loss: str = "margin") -> np.ndarray:
     """The L∞ Square attack (Andriushchenko, Croce, Flammarion & Hein, 2020): a black-box
@@ -471,7 +499,10 @@ def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000,
     al.'s schedule; on non-image inputs a random set of ``p * d`` features) to
     ``x ± eps`` (one random sign per channel), and keeps the proposal only if it lowers
     the ``loss``: ``"margin"`` (the default, the paper's: the true logit minus the best
-    other one) or ``"ce"`` (the negative cross-entropy). An example that is already
+    other one) or ``"ce"`` (the negative cross-entropy). As in the paper, a proposal that
+    would change nothing (the window already holds those values, common on images whose
+    pixels sit at the clip bounds) is re-drawn, up to 20 times, so that queries are not
+    wasted on no-ops. An example that is already
     misclassified is not changed any more. Every round queries the model once on the whole
     batch, so each example costs at most ``n_queries`` queries. Inputs of shape
     ``(n, h, w, c)`` are treated as images; anything else as flat feature vectors.
@@ -517,9 +548,16 @@ def square_attack(model: Any, x: Any, y: Any, eps: float, n_queries: int = 1000,
         if fooled.all():
             break
         p = _square_fraction(p_init, query, n_queries)
-        mask = _square_mask(x.shape, p, rng) & ~fooled.reshape((-1,) + (1,) * (x.ndim - 1))
-        window = np.clip(x + eps * _square_signs(x.shape, rng, stripes=False), lo, hi)
-        candidate = np.where(mask, window, adv).astype(np.float32)
+        candidate = adv.copy()
+        todo = np.flatnonzero(~fooled)
+        for _ in range(_SQUARE_REDRAWS):  # as in the paper: re-draw proposals that change nothing
+            shape = (len(todo),) + x.shape[1:]
+            mask = _square_mask(shape, p, rng)
+            window = np.clip(x[todo] + eps * _square_signs(shape, rng, stripes=False), lo, hi)
+            candidate[todo] = np.where(mask, window, adv[todo])
+            todo = todo[np.all((candidate[todo] == adv[todo]).reshape(len(todo), -1), axis=1)]
+            if not len(todo):
+                break
         objective, now_fooled = evaluate(candidate)
         better = (objective < best) & ~fooled
         adv[better] = candidate[better]
@@ -620,7 +658,9 @@ def adversarial_fit(model: Any, X: Any, y: Any, eps: float, *, attack: str = "pg
 
     Each step replaces the batch by its attacked version (``attack="pgd"``: Madry et al.;
     ``"fgsm"``: Goodfellow et al.), by uniform noise in the ``eps`` ball (``"noise"``: data
-    augmentation, no gradient), or keeps it (``"none"``: standard training), and minimises
+    augmentation, no gradient), by Gaussian noise of standard deviation ``eps`` on every
+    feature, not clipped (``"gaussian"``: the augmentation randomized smoothing needs, Cohen
+    et al., 2019), or keeps it (``"none"``: standard training), and minimises
     ``(1 - adv_weight) * loss(clean) + adv_weight * loss(perturbed)`` with Adam.
     The loss is the from-logits cross-entropy matching the model's outputs (single-logit
     binary or multi-class). Returns ``{"loss": [per-epoch mean loss], "seconds": float}``.
@@ -683,6 +723,8 @@ def adversarial_fit(model: Any, X: Any, y: Any, eps: float, *, attack: str = "pg
                 xp = xb
             elif attack == "noise":
                 xp = _clip(xb + _random_start(tuple(xb.shape), eps, norm, rng), lo, hi)
+            elif attack == "gaussian":
+                xp = xb + _gaussian_noise(tuple(xb.shape), eps, rng)
             elif attack == "fgsm":
                 xp = _fgsm_tensor(fn, xb, yb, eps, norm, lo, hi)
             else:

@@ -124,3 +124,32 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
         C.clopper_pearson_lower(11, 10, 0.05)
     with pytest.raises(ValueError, match="probabilities"):
         C.certify(lambda inputs: tf.nn.softmax(linear(inputs)), _points(5)[0], 0.5, n=10)
+
+
+def test_smoothed_attack_flips_the_smoothed_linear_classifier_exactly_beyond_its_distance():
+    # g of a linear classifier is the classifier itself: the attack on g must succeed when eps
+    # exceeds the distance to the boundary and cannot when it is below it.
+    x, y, dist = _points(200, seed=3)
+    eps = 0.3
+    adv = C.smoothed_attack(linear, x, y, sigma=0.2, eps=eps, nb_iter=20, num_noise=32, seed=0)
+    assert np.all(np.linalg.norm(adv - x, axis=1) <= eps + 1e-5)
+    pred = C.majority_vote(linear, adv, 0.2, n=2000, seed=1)
+    far, near = dist > eps + 0.05, dist < eps - 0.05
+    assert np.all(pred[far] == y[far]) and np.mean(pred[near] != y[near]) > 0.95
+    again = C.smoothed_attack(linear, x, y, sigma=0.2, eps=eps, nb_iter=20, num_noise=32, seed=0)
+    assert np.array_equal(adv, again)
+
+
+def test_smoothed_attack_respects_clip_range_and_bad_arguments():
+    x, y, _ = _points(20)
+    x01 = (x + 1) / 2
+    adv = C.smoothed_attack(linear, x01, y, sigma=0.25, eps=0.5, clip_min=0.0, clip_max=1.0, seed=0)
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert np.array_equal(C.smoothed_attack(linear, x01, y, 0.25, 0.0), x01)
+    for kwargs, match in (({"eps": -1}, "eps"), ({"nb_iter": 0}, "nb_iter"), ({"num_noise": 0}, "num_noise"),
+                          ({"sigma": 0}, "sigma")):
+        args = {"sigma": 0.25, "eps": 0.5, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            C.smoothed_attack(linear, x01, y, **args)
+    with pytest.raises(ValueError, match="n"):
+        C.majority_vote(linear, x01, 0.25, n=0)

@@ -214,6 +214,23 @@ def test_adversarial_training_improves_robust_accuracy(digits):
     assert robust["pgd"] > robust["none"] + 0.15, robust
 
 
+def test_gaussian_noise_is_unclipped_normal_of_sd_eps():
+    noise = R._gaussian_noise((20000, 8), 0.25, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and abs(noise.mean()) < 0.01 and abs(noise.std() - 0.25) < 0.005
+    assert np.abs(noise).max() > 0.75  # unbounded, no clipping
+
+
+def test_gaussian_augmentation_makes_the_model_accurate_under_noise(digits):
+    X, y = digits.X_train, digits.y_train
+    x_noisy = digits.X_test + np.random.default_rng(1).normal(0, 0.5, digits.X_test.shape).astype(np.float32)
+    acc = {}
+    for mode in ("none", "gaussian"):
+        model = models.mlp(64, 10, hidden=(32,), seed=0)
+        R.adversarial_fit(model, X, y, 0.5, attack=mode, num_epochs=8, learning_rate=1e-2, seed=0, **CLIP)
+        acc[mode] = models.accuracy(model, x_noisy, digits.y_test)
+    assert acc["gaussian"] > acc["none"] + 0.1, acc
+
+
 def test_adversarial_fit_on_single_logit_binary_model(wdbc):
     model = models.mlp(30, 1, hidden=(16,), seed=0)
     history = R.adversarial_fit(model, wdbc.X_train, wdbc.y_train, 0.3, attack="pgd", num_epochs=5,
@@ -465,3 +482,62 @@ def test_logits_fn_cache_does_not_keep_models_alive():
     del m, fn
     gc.collect()
     assert alive() is None
+
+
+def test_square_attack_redraws_proposals_that_change_nothing(digits, digits_model):
+    # Replay the attack from its queries: for each round, is the candidate of every example still
+    # being attacked different from that example's current image? Without re-drawing, about half
+    # of the proposals on these digits (pixels at 0 or 1, clipped windows) are no-ops.
+    x, y = digits.X_test[:100].reshape(-1, 8, 8, 1), digits.y_test[:100]  # images: square windows
+    queries = []
+
+    def black_box(inputs):
+        queries.append(np.array(inputs))
+        return digits_model(np.asarray(inputs).reshape(len(inputs), -1))
+
+    R.square_attack(black_box, x, y, 0.1, n_queries=100, seed=0, **CLIP)
+    queries = queries[1:]  # the first call is check_model's
+    adv = queries[0]
+    z = np.asarray(black_box(adv))
+    rows = np.arange(len(y))
+
+    def margin(z):
+        others = z.copy()
+        others[rows, y] = -np.inf
+        return z[rows, y] - others.max(axis=1)
+
+    best, fooled = margin(z), z.argmax(axis=1) != y
+    no_ops = attacked = 0
+    for cand in queries[1:]:
+        active = ~fooled
+        attacked += active.sum()
+        no_ops += np.all((cand == adv).reshape(len(y), -1), axis=1)[active].sum()
+        zc = np.asarray(black_box(cand))
+        better = (margin(zc) < best) & active
+        adv = np.where(better[:, None, None, None], cand, adv)
+        best = np.where(better, margin(zc), best)
+        fooled |= better & (zc.argmax(axis=1) != y)
+    assert attacked > 1000 and no_ops / attacked < 0.01
+
+
+def test_pgd_ever_fooled_keeps_the_first_fooling_iterate(digits, digits_model):
+    x, y = digits.X_test[:300], digits.y_test[:300]
+    kw = dict(eps=0.1, nb_iter=20, loss="ce", **CLIP)
+    last = R.pgd(digits_model, x, y, seed=5, **kw)
+    ever = R.pgd(digits_model, x, y, seed=5, ever_fooled=True, **kw)
+    # the same path: the iterates of pgd_loss_curve's loop; judge every iterate with the model
+    iterates = list(R._pgd_iterates(R.logits_fn(digits_model), tf.constant(x), tf.constant(y), 0.1,
+                                    R.default_step_size(0.1, 20), 20, np.inf, np.float32(0.0), np.float32(1.0), True,
+                                    np.random.default_rng(5), R.cross_entropy_loss))
+    wrong = np.stack([models.predict(digits_model, np.asarray(a)) != y for a in iterates])  # (steps + 1, n)
+    any_wrong = wrong.any(axis=0)
+    assert np.array_equal(models.predict(digits_model, ever) != y, any_wrong)
+    np.testing.assert_allclose(last, np.asarray(iterates[-1]), atol=1e-6)
+    first = wrong.argmax(axis=0)
+    for i in np.flatnonzero(any_wrong)[:20]:
+        np.testing.assert_allclose(ever[i], np.asarray(iterates[first[i]])[i], atol=1e-6)
+    assert np.all(np.abs(ever - x) <= 0.1 + 1e-6) and ever.min() >= 0 and ever.max() <= 1
+    # ever fooled can only lower robust accuracy, for the same draws
+    acc_last = R.robust_accuracy(digits_model, x, y, [0.1], nb_iter=20, seed=5, **CLIP)[0]
+    acc_ever = R.robust_accuracy(digits_model, x, y, [0.1], nb_iter=20, seed=5, ever_fooled=True, **CLIP)[0]
+    assert acc_ever <= acc_last
