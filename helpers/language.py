@@ -9,7 +9,7 @@ The model
 :func:`build_model` is a fixed-context ("neural n-gram") model in the style of Bengio et al.
 (2003): it reads the previous ``context`` characters, one-hot encoded, and outputs logits
 for the next character through one hidden Dense layer. No recurrent layer, so every
-per-example gradient is exact and cheap (a Dense layer on a one-hot input).
+per-example gradient is exact and cheap (a Dense layer on a one-hot input, stored as embedding rows).
 
 Text
 ----
@@ -162,18 +162,27 @@ def make_canaries(insertions: Sequence[int], names: Sequence[str], digits: int =
 # ----------------------------------------------------------------------------- the model
 
 def build_model(context: int, hidden: int = 128, seed: int = 0):
-    """A fixed-context character model: one-hot of the last ``context`` characters ->
-    Dense(``hidden``, ReLU) -> Dense(len(VOCAB)) logits. Input: int windows ``(batch, context)``."""
+    """A fixed-context character model: the last ``context`` characters -> a hidden layer of
+    ``hidden`` ReLU units -> ``len(VOCAB)`` logits. Input: int windows ``(batch, context)``.
+
+    The hidden layer is a Dense layer on the one-hot encoding of the window, written as a sum
+    of ``context`` embedding rows (row ``p * len(VOCAB) + character`` for position ``p``): the
+    same function, without multiplying by zeros. Its bias is absorbed in the rows (every window
+    has exactly one active row per position), so the model has three weight tensors.
+    """
     import tensorflow as tf
 
     context = _context(context)
     hidden = validation.positive_int("hidden", hidden)
     seed = validation.positive_int("seed", seed, minimum=0)
+    vocab = len(VOCAB)
     inputs = tf.keras.Input(shape=(context,), dtype=tf.int32)
-    x = tf.keras.layers.Lambda(lambda t: tf.reshape(tf.one_hot(t, len(VOCAB)), [-1, context * len(VOCAB)]))(inputs)
-    x = tf.keras.layers.Dense(hidden, activation="relu",
-                              kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed))(x)
-    out = tf.keras.layers.Dense(len(VOCAB), kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1))(x)
+    rows = tf.keras.layers.Lambda(lambda t: t + tf.range(context) * vocab, name="one_hot_rows")(inputs)
+    rows_emb = tf.keras.layers.Embedding(context * vocab, hidden, name="hidden",
+                                         embeddings_initializer=tf.keras.initializers.GlorotUniform(seed=seed))(rows)
+    h = tf.keras.layers.Lambda(lambda t: tf.nn.relu(tf.reduce_sum(t, axis=1)), name="relu_of_sum")(rows_emb)
+    out = tf.keras.layers.Dense(vocab, name="logits",
+                                kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 1))(h)
     return tf.keras.Model(inputs, out)
 
 
@@ -318,6 +327,35 @@ def per_document_jacobian(model: Any, X: Any, y: Any, segment: Any, num_document
     return tape.jacobian(doc_losses, model.trainable_variables)
 
 
+#: Windows per chunk in :func:`per_document_gradients` (a longer document spans several chunks).
+CHUNK = 96
+
+
+def _segment_outer_sums(a: Any, b: Any, segment: Any, num_segments: int) -> Any:
+    """``out[s] = sum over rows i with segment[i] == s of outer(a[i], b[i])``, for ``segment``
+    non-decreasing, without materialising one outer product per row: rows are cut into chunks of
+    at most :data:`CHUNK` consecutive rows of one segment, each chunk is one matrix product."""
+    import tensorflow as tf
+
+    n_static = a.shape[0]
+    n = tf.shape(a)[0]
+    tf.debugging.assert_non_negative(segment[1:] - segment[:-1], message="segment must be non-decreasing")
+    lengths = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment, num_segments)
+    starts = tf.cumsum(lengths, exclusive=True)
+    pos = tf.range(n) - tf.gather(starts, segment)
+    chunks_per_segment = (lengths + CHUNK - 1) // CHUNK
+    chunk = tf.gather(tf.cumsum(chunks_per_segment, exclusive=True), segment) + pos // CHUNK
+    num_chunks = (num_segments + n_static // CHUNK + 1) if n_static is not None else \
+        num_segments + n // CHUNK + 1
+    index = tf.stack([chunk, pos % CHUNK], axis=1)
+    a_chunks = tf.scatter_nd(index, a, tf.stack([num_chunks, CHUNK, tf.shape(a)[1]]))
+    b_chunks = tf.scatter_nd(index, b, tf.stack([num_chunks, CHUNK, tf.shape(b)[1]]))
+    per_chunk = tf.matmul(a_chunks, b_chunks, transpose_a=True)
+    owner = tf.math.unsorted_segment_max(segment, chunk, num_chunks)
+    owner = tf.where(owner < 0, num_segments - 1, owner)                   # empty chunks hold zeros
+    return tf.math.unsorted_segment_sum(per_chunk, owner, num_segments)
+
+
 def per_document_gradients(model: Any, X: Any, y: Any, segment: Any, num_documents: int) -> tuple[list, Any]:
     """Per-document gradients of the summed character loss for a model of :func:`build_model`,
     in one forward pass and segment sums (same output as :func:`per_document_jacobian`).
@@ -326,41 +364,40 @@ def per_document_gradients(model: Any, X: Any, y: Any, segment: Any, num_documen
     is the sum of its windows' gradients. For window ``w`` with one-hot input ``a_w``, hidden
     pre-activation ``z_w``, hidden output ``h_w`` and output error ``e_w = softmax(logits_w) - onehot(y_w)``:
     the output layer's kernel gradient is ``h_w ⊗ e_w``, its bias gradient ``e_w``; with
-    ``g_w = (W2 e_w) * [z_w > 0]``, the hidden kernel's gradient is ``a_w ⊗ g_w`` (the rows of
-    the ``context`` active characters) and its bias gradient ``g_w``. Summing per document
+    ``g_w = (W2 e_w) * [z_w > 0]``, the hidden layer's gradient is ``a_w ⊗ g_w``: ``g_w`` added to
+    the rows of the ``context`` active characters. Summing per document
     (``unsorted_segment_sum``) gives each document's exact gradient. Returns the list (one
     tensor per trainable variable, leading axis ``num_documents``) and the document losses.
     """
     import tensorflow as tf
 
-    dense = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense)]
-    if len(dense) != 2 or len(model.trainable_variables) != 4:
-        raise ValueError("model must be a model of build_model (one-hot -> Dense(ReLU) -> Dense)")
-    W1, b1 = dense[0].kernel, dense[0].bias
-    W2, b2 = dense[1].kernel, dense[1].bias
+    try:
+        W1 = model.get_layer("hidden").embeddings
+        W2, b2 = model.get_layer("logits").kernel, model.get_layer("logits").bias
+    except ValueError:
+        raise ValueError("model must be a model of build_model") from None
     vocab, context = len(VOCAB), context_of(model)
     hidden = W1.shape[1]
     X = tf.cast(X, tf.int32)
     y = tf.cast(y, tf.int32)
     segment = tf.cast(segment, tf.int32)
     rows = tf.range(context) * vocab + X                                    # (N, context) active rows of W1
-    z = tf.reduce_sum(tf.gather(W1, rows), axis=1) + b1                     # (N, hidden)
+    z = tf.reduce_sum(tf.gather(W1, rows), axis=1)                          # (N, hidden)
     h = tf.nn.relu(z)
     logits = tf.matmul(h, W2) + b2
     e = tf.nn.softmax(logits) - tf.one_hot(y, vocab)                        # (N, vocab)
     g = tf.matmul(e, W2, transpose_b=True) * tf.cast(z > 0, z.dtype)        # (N, hidden)
     docs = num_documents + 1                                                # the last segment is padding
     grad_b2 = tf.math.unsorted_segment_sum(e, segment, docs)
-    grad_W2 = tf.math.unsorted_segment_sum(h[:, :, None] * e[:, None, :], segment, docs)
-    grad_b1 = tf.math.unsorted_segment_sum(g, segment, docs)
+    grad_W2 = _segment_outer_sums(h, e, segment, docs)
     cells = segment[:, None] * (context * vocab) + rows                     # (document, row of W1) of each term
     grad_W1 = tf.math.unsorted_segment_sum(tf.repeat(g, context, axis=0), tf.reshape(cells, [-1]),
                                            docs * context * vocab)
     grad_W1 = tf.reshape(grad_W1, [docs, context * vocab, hidden])
     nll = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
     losses = tf.math.unsorted_segment_sum(nll, segment, docs)[:num_documents]
-    grads = [grad_W1, grad_b1, grad_W2, grad_b2]
-    by_name = dict(zip([id(v) for v in (W1, b1, W2, b2)], grads))
+    grads = [grad_W1, grad_W2, grad_b2]
+    by_name = dict(zip([id(v) for v in (W1, W2, b2)], grads))
     return [by_name[id(v)][:num_documents] for v in model.trainable_variables], losses
 
 
@@ -447,8 +484,10 @@ def green_list(previous: int, key: int, gamma: float = 0.5) -> np.ndarray:
 
 
 def generate(model: Any, n: int, length: int, rng: Any = None, *, temperature: float = 1.0,
-             watermark_key: int | None = None, watermark_delta: float = 2.0, gamma: float = 0.5) -> list[str]:
-    """Sample ``n`` documents of at most ``length`` characters (cut after the first newline).
+             watermark_key: int | None = None, watermark_delta: float = 2.0, gamma: float = 0.5,
+             one_note: bool = True) -> list[str]:
+    """Sample ``n`` texts of ``length`` characters; with ``one_note``, each is cut after its first
+    newline (one note), otherwise it runs on over several notes.
 
     With ``watermark_key``, ``watermark_delta`` is added to the logits of the green list of the
     previous character before sampling (the "soft" watermark of Kirchenbauer et al., 2023).
@@ -474,19 +513,26 @@ def generate(model: Any, n: int, length: int, rng: Any = None, *, temperature: f
         out[:, t] = nxt
         windows_now = np.concatenate([windows_now[:, 1:], nxt[:, None]], axis=1)
     texts = [decode(row) for row in out]
+    if not one_note:
+        return texts
     return [t[:t.index("\n") + 1] if "\n" in t else t for t in texts]
 
 
-def watermark_z(text: str, key: int, gamma: float = 0.5) -> float:
-    """The watermark's z-score of ``text``: ``(green - gamma T) / sqrt(T gamma (1 - gamma))``,
-    ``green`` the number of its ``T`` characters that are in the green list of the character
-    before them (the first character's predecessor is :data:`START`). About N(0, 1) for text
-    written without the key; large for watermarked text."""
+def watermark_z(text: str, key: int, gamma: float = 0.5, unique: bool = True) -> float:
+    """The watermark's z-score of ``text``: ``(green - g T) / sqrt(T g (1 - g))`` where ``green``
+    counts the characters that are in the green list of the character before them (the first
+    character's predecessor is :data:`START`), ``T`` the characters scored and ``g`` the green
+    fraction. With ``unique`` (default) each (previous, character) pair is scored once: repeated
+    text, such as a note template, would otherwise count the same pairs again and again, and the
+    z-score of text written without the key would no longer be about N(0, 1)."""
     codes = encode(text)
     if len(codes) == 0:
         raise ValueError("text must not be empty")
     gamma = validation.in_open_interval("gamma", gamma, 0.0, 1.0)
     previous = np.concatenate([[0], codes[:-1]])
+    if unique:
+        pairs = np.unique(previous * len(VOCAB) + codes)
+        previous, codes = pairs // len(VOCAB), pairs % len(VOCAB)
     greens = np.stack([green_list(p, key, gamma) for p in range(len(VOCAB))])
     hits = int(greens[previous, codes].sum())
     T = len(codes)
