@@ -1,7 +1,7 @@
 """Exercises with automatic feedback: ``check(key, answer)`` and ``solution(key)``.
 
 See :mod:`helpers.exercises.core` for how exercises are written; each topic module
-(``intro``, ``dp``, ``adversarial``, ``explain``, ``case_study``, ``federated``, ``images``) defines its own.
+(``intro``, ``dp``, ``adversarial``, ``explain``, ``case_study``, ``federated``, ``images``, ``language``) defines its own.
 """
 from helpers.exercises.core import Exercise, Finding, Report, all_exercises, check, evaluate, exercise, get, solution
 
