@@ -5,8 +5,8 @@
   one class (the attacker who wants cancers missed flips malignant to benign).
 * :func:`stamp_trigger` and :func:`backdoor` plant a BadNets-style backdoor (Gu et al., 2017):
   a small checkerboard patch on a few images of the source class, relabelled as the target class.
-* :func:`penultimate`, :func:`spectral_scores` and :func:`activation_clusters` look for the
-  poisoned images in the model's penultimate activations: spectral signatures (Tran et al.,
+* :func:`penultimate`, :func:`feature_maps`, :func:`spectral_scores` and :func:`activation_clusters` look for the
+  poisoned images in the model's internal activations: spectral signatures (Tran et al.,
   2018) and activation clustering (Chen et al., 2018).
 * :func:`group_privacy_bound`: what (ε, δ)-DP training guarantees against ``k`` poisoned records.
 
@@ -181,6 +181,21 @@ def penultimate(model: Any, X: Any, batch_size: int = 512) -> np.ndarray:
     features = tf.keras.Model(model.inputs, model.layers[-1].input)
     X = np.asarray(X, dtype=np.float32)
     return np.concatenate([np.asarray(features(X[i:i + batch_size], training=False))
+                           for i in range(0, len(X), batch_size)]).astype(np.float64)
+
+
+def feature_maps(model: Any, X: Any, batch_size: int = 512) -> np.ndarray:
+    """The outputs of the model's last ``Conv2D`` layer, one flattened row per image (before any
+    pooling: for :func:`helpers.models.cnn` 8 x 8 positions x 16 channels). A small trigger
+    lights up a few positions; global average pooling dilutes it among all of them."""
+    import tensorflow as tf
+
+    convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
+    if not convs:
+        raise ValueError("model must contain a Conv2D layer (feature maps are a CNN's)")
+    features = tf.keras.Model(model.inputs, convs[-1].output)
+    X = np.asarray(X, dtype=np.float32)
+    return np.concatenate([np.asarray(features(X[i:i + batch_size], training=False)).reshape(len(X[i:i + batch_size]), -1)
                            for i in range(0, len(X), batch_size)]).astype(np.float64)
 
 

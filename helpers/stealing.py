@@ -86,11 +86,12 @@ def solve_logistic(query: Callable, d: int, rng: Any = None, n_queries: int | No
 def fit_copy(X_queries: Any, answers: Any, answer: str = "probability", seed: int = 0):
     """A linear copy of a binary classifier trained on the API's answers to ``X_queries``.
 
-    ``answer="probability"``: least squares on the logits of the answers (clipped to
-    [1e-6, 1 - 1e-6]); ``"label"``: logistic regression on the 0/1 answers (if every answer
+    ``answer="probability"``: ridge regression (``alpha=1``) on the logits of the answers
+    (clipped to [1e-6, 1 - 1e-6]; the ridge keeps the copy defined with fewer queries than
+    features); ``"label"``: logistic regression on the 0/1 answers (if every answer
     is one class, the copy answers that class). Returns a function ``predict(X) -> labels``.
     """
-    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
 
     X = validation.finite_array("X_queries", X_queries, ndim=2)
     y = validation.finite_array("answers", answers, ndim=1)
@@ -100,7 +101,7 @@ def fit_copy(X_queries: Any, answers: Any, answer: str = "probability", seed: in
         raise ValueError(f"answer must be one of {ANSWERS}, got {answer!r}")
     if answer == "probability":
         p = np.clip(y, 1e-6, 1 - 1e-6)
-        reg = LinearRegression().fit(X, np.log(p / (1 - p)))
+        reg = Ridge(alpha=1.0).fit(X, np.log(p / (1 - p)))
         return lambda Z: (reg.predict(np.asarray(Z, dtype=float)) >= 0).astype(np.int64)
     labels = y.astype(np.int64)
     if len(np.unique(labels)) < 2:
