@@ -28,6 +28,13 @@ Modules
 ``helpers.secagg``     secure aggregation in outline (Bonawitz et al., 2017): X25519 + ChaCha20 masks, self-masks,
                        Shamir shares, the never-both rule, the joint-view test.
 ``helpers.he``         CKKS homomorphic encryption (TenSEAL, optional): encrypted linear inference, its error and cost.
+``helpers.poisoning``  label flipping, backdoor triggers, spectral signatures and activation clustering, the
+                       group-privacy bound on k poisoned records.
+``helpers.stealing``   model extraction: equation solving against a logistic API, learning-based copies.
+``helpers.unlearning`` forget splits, exact retraining and gradient-ascent unlearning.
+``helpers.language``   synthetic clinical notes with canaries, a small character model, exposure, extraction,
+                       per-patient DP-SGD, a green-list watermark.
+``helpers.assistant``  a scripted tool-using "assistant" for prompt-injection exercises (not a language model).
 """
 from helpers.env import COLORS, setup
 
