@@ -238,6 +238,16 @@ def _bernoulli_exp(gamma: Fraction, rng: random.Random) -> bool:
     return k % 2 == 1
 
 
+def _positive_fraction(name: str, value: Fraction | int | float) -> Fraction:
+    """``value`` as an exact rational (a float becomes the rational it stores), checked > 0."""
+    if not isinstance(value, Fraction):
+        validation.positive(name, value)
+        value = Fraction(value)
+    if value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
 def exact_discrete_laplace(t: Fraction | int | float, rng: Any = None) -> int:
     """One integer ``k`` with ``P(k) = (1 - e^{-1/t}) / (1 + e^{-1/t}) * e^{-|k|/t}`` exactly.
 
@@ -248,13 +258,7 @@ def exact_discrete_laplace(t: Fraction | int | float, rng: Any = None) -> int:
     choice for a real release. A seeded ``random.Random`` (or an integer seed) is for
     tests. Cost: tens of microseconds per sample (see tests/test_dp.py).
     """
-    if isinstance(t, Fraction):
-        scale = t
-    else:
-        validation.positive("t", t)
-        scale = Fraction(t)
-    if scale <= 0:
-        raise ValueError(f"t must be a finite number > 0, got {t!r}")
+    scale = _positive_fraction("t", t)
     gen = _exact_rng(rng)
     num, den = scale.numerator, scale.denominator  # P(k) ∝ exp(-|k| * den / num)
     while True:
@@ -281,13 +285,7 @@ def exact_discrete_gaussian(sigma2: Fraction | int | float, rng: Any = None) -> 
     converted to the rational it stores). ``rng`` as in :func:`exact_discrete_laplace`
     (``None``: the operating system's cryptographic generator).
     """
-    if isinstance(sigma2, Fraction):
-        var = sigma2
-    else:
-        validation.positive("sigma2", sigma2)
-        var = Fraction(sigma2)
-    if var <= 0:
-        raise ValueError(f"sigma2 must be a finite number > 0, got {sigma2!r}")
+    var = _positive_fraction("sigma2", sigma2)
     gen = _exact_rng(rng)
     t = math.isqrt(var.numerator // var.denominator) + 1  # floor(sigma) + 1
     while True:
