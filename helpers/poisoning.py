@@ -178,10 +178,9 @@ def penultimate(model: Any, X: Any, batch_size: int = 512) -> np.ndarray:
     """The inputs of the model's last layer (for :func:`helpers.models.cnn`: the pooled features)."""
     import tensorflow as tf
 
-    features = tf.keras.Model(model.inputs, model.layers[-1].input)
-    X = np.asarray(X, dtype=np.float32)
-    return np.concatenate([np.asarray(features(X[i:i + batch_size], training=False))
-                           for i in range(0, len(X), batch_size)]).astype(np.float64)
+    from helpers.models import logits
+
+    return logits(tf.keras.Model(model.inputs, model.layers[-1].input), X, batch_size)
 
 
 def feature_maps(model: Any, X: Any, batch_size: int = 512) -> np.ndarray:
@@ -190,13 +189,13 @@ def feature_maps(model: Any, X: Any, batch_size: int = 512) -> np.ndarray:
     lights up a few positions; global average pooling dilutes it among all of them."""
     import tensorflow as tf
 
+    from helpers.models import logits
+
     convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
     if not convs:
         raise ValueError("model must contain a Conv2D layer (feature maps are a CNN's)")
-    features = tf.keras.Model(model.inputs, convs[-1].output)
-    X = np.asarray(X, dtype=np.float32)
-    return np.concatenate([np.asarray(features(X[i:i + batch_size], training=False)).reshape(len(X[i:i + batch_size]), -1)
-                           for i in range(0, len(X), batch_size)]).astype(np.float64)
+    maps = logits(tf.keras.Model(model.inputs, convs[-1].output), X, batch_size)   # batched forward pass, float64
+    return maps.reshape(len(maps), -1)
 
 
 def _activations(activations: Any) -> np.ndarray:
