@@ -14,7 +14,11 @@ called positive when ``score >= threshold``.
 * :func:`paired_bootstrap_difference` and :func:`mcnemar_exact` compare two models **on the
   same patients** (paired), which is far more sensitive than checking whether two
   separate intervals overlap;
-* :func:`brier_score` and :func:`calibration_slope`: is a score a probability?
+* :func:`brier_score`, :func:`calibration` (intercept and slope of the logits, with
+  intervals) and :func:`cross_fitted_recalibration`: is a score a probability, and which
+  probability would it be?
+* :func:`net_benefit` (decision curves) and :func:`predictive_values_at` (PPV and NPV at
+  another prevalence): is the model clinically useful, and where?
 * :func:`verdict_probability` and :func:`trials_for_power`: the **power** of a decision
   rule built on the Wilson interval (how often it rules out, or confirms, a proportion
   whose true value is known), from the binomial distribution.
@@ -410,25 +414,173 @@ def brier_score(y_true: Any, probabilities: Any) -> float:
     return float(np.mean((p - y) ** 2))
 
 
-def calibration_slope(y_true: Any, probabilities: Any, max_iter: int = 100) -> tuple[float, float]:
-    """``(intercept, slope)`` of the logistic recalibration ``logit P(y=1) = a + b logit(p)``
-    (Cox, 1958), fitted by Newton's method. A calibrated model has ``a = 0, b = 1``; a
-    slope below 1 means the predictions are too extreme (over-confident). Probabilities
-    are clipped to [1e-6, 1 - 1e-6] before the logit."""
-    y, p = _probabilities(y_true, probabilities)
-    _both_classes(y)
-    max_iter = validation.positive_int("max_iter", max_iter)
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    X = np.c_[np.ones_like(p), np.log(p / (1 - p))]
+def _separated(y: np.ndarray, z: np.ndarray) -> bool:
+    """True when a threshold on ``z`` puts every positive at or above every negative: the
+    logistic fit of ``y`` on ``z`` then has no finite maximum-likelihood slope."""
+    return bool(z[y == 0].max() <= z[y == 1].min())
+
+
+def _logistic_fit(y: np.ndarray, z: np.ndarray, max_iter: int = 100, penalty: float = 0.0) -> tuple[float, float]:
+    """``(a, b)`` maximising the log-likelihood of ``P(y=1) = sigmoid(a + b z)`` minus
+    ``penalty * (a² + b²) / 2``, by Newton's method."""
+    X = np.c_[np.ones_like(z), z]
     w = np.zeros(2)
     for _ in range(max_iter):
         q = 1 / (1 + np.exp(-(X @ w)))
-        hess = X.T @ (X * (q * (1 - q))[:, None]) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hess, X.T @ (y - q))
+        hess = X.T @ (X * (q * (1 - q))[:, None]) + (penalty + 1e-9) * np.eye(2)
+        step = np.linalg.solve(hess, X.T @ (y - q) - penalty * w)
         w += step
         if np.max(np.abs(step)) < 1e-10:
             break
     return float(w[0]), float(w[1])
+
+
+def _intercept_in_the_large(y: np.ndarray, z: np.ndarray, max_iter: int = 100) -> float:
+    """``a`` with ``mean(sigmoid(a + z)) = mean(y)``: the logistic recalibration with the
+    slope fixed at 1 (calibration-in-the-large), by Newton's method."""
+    a = 0.0
+    for _ in range(max_iter):
+        q = 1 / (1 + np.exp(-(a + z)))
+        step = (y - q).sum() / max(float((q * (1 - q)).sum()), 1e-12)
+        a += step
+        if abs(step) < 1e-12:
+            break
+    return float(a)
+
+
+def calibration_slope(y_true: Any, probabilities: Any, max_iter: int = 100) -> tuple[float, float]:
+    """``(intercept, slope)`` of the logistic recalibration ``logit P(y=1) = a + b logit(p)``
+    (Cox, 1958), fitted by Newton's method. A calibrated model has ``a = 0, b = 1``; a
+    slope below 1 means the predictions are too extreme (over-confident).
+
+    Probabilities are clipped to [1e-6, 1 - 1e-6] before the logit, so a model that
+    gives many patients probabilities beyond that (a confident network) is misjudged:
+    pass its logits to :func:`calibration` instead. When the scores separate the classes
+    perfectly, no finite fit exists and the result is ``(nan, inf)``."""
+    y, p = _probabilities(y_true, probabilities)
+    _both_classes(y)
+    max_iter = validation.positive_int("max_iter", max_iter)
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    z = np.log(p / (1 - p))
+    if _separated(y, z):
+        return math.nan, math.inf
+    return _logistic_fit(y, z, max_iter)
+
+
+_INFINITE = 1e300   # stands for inf inside a bootstrap (quantiles of inf interpolate to nan)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibration of a score on the logit scale, each figure with a bootstrap interval.
+
+    ``intercept``: calibration-in-the-large, ``a`` in ``logit P(y=1) = a + z`` (slope fixed
+    at 1): 0 when the predicted risk is right on average, > 0 when it is too low.
+    ``slope``: ``b`` in ``logit P(y=1) = a + b z``: 1 when calibrated, below 1 when the
+    scores are too extreme (over-confident). ``separated``: the scores separate the two
+    classes perfectly, so no finite slope exists (``slope`` is ``inf`` with an interval of
+    ``nan``s: the data cannot say how over-confident the model is)."""
+
+    intercept: Estimate
+    slope: Estimate
+    separated: bool
+
+
+def calibration(y_true: Any, logits: Any, n_resamples: int = 1000, confidence: float = 0.95,
+                rng: Any = 0) -> Calibration:
+    """Calibration intercept and slope of a model's **logits** (Cox, 1958; Van Calster et
+    al., 2019), with stratified percentile-bootstrap intervals (``n_resamples`` resamples of
+    the patients within each class, seeded by ``rng``).
+
+    Works on the logit scale, so no probability is clipped (a confident model's
+    probabilities round to 0 or 1 in floating point; its logits do not). A resample in
+    which the logits separate the classes has an infinite slope and counts as such, so the
+    interval's upper end can be ``inf``: the data cannot bound the slope from above."""
+    y, z = _labels_scores(y_true, logits)
+    _both_classes(y)
+    gen = validation.rng_from(rng)
+    intercept = _intercept_in_the_large(y, z)
+    low_a, high_a = _stratified_bootstrap(y, lambda idx: _intercept_in_the_large(y[idx], z[idx]), n_resamples,
+                                          confidence, gen)
+    if _separated(y, z):
+        return Calibration(Estimate(intercept, low_a, high_a), Estimate(math.inf, math.nan, math.nan), True)
+
+    def slope_of(idx: np.ndarray) -> float:   # a separated resample stands for an infinite slope
+        return _INFINITE if _separated(y[idx], z[idx]) else _logistic_fit(y[idx], z[idx])[1]
+
+    low_b, high_b = (math.inf if v > _INFINITE * 1e-100 else v   # interpolating towards it counts too
+                     for v in _stratified_bootstrap(y, slope_of, n_resamples, confidence, gen))
+    return Calibration(Estimate(intercept, low_a, high_a), Estimate(_logistic_fit(y, z)[1], low_b, high_b), False)
+
+
+def cross_fitted_recalibration(y_true: Any, logits: Any, folds: int = 2, penalty: float = 1.0,
+                               rng: Any = 0) -> np.ndarray:
+    """Recalibrated probabilities ``sigmoid(a + b z)``, each patient's from a logistic
+    recalibration fitted on the **other** ``folds - 1`` folds (stratified, seeded by
+    ``rng``), so no patient is scored by a fit it took part in.
+
+    The fit is penalised (``penalty * (a² + b²) / 2`` off the log-likelihood) so that it
+    stays finite when a fold's logits separate the classes; with a few dozen patients per
+    fold the default's pull is small. ``folds`` must be at least 2 and leave both classes
+    in every fitting part."""
+    y, z = _labels_scores(y_true, logits)
+    _both_classes(y)
+    folds = validation.positive_int("folds", folds, minimum=2)
+    penalty = validation.non_negative("penalty", penalty)
+    if folds > min(int(y.sum()), int((1 - y).sum())):
+        raise ValueError(f"folds must be at most the size of the smaller class ({min(int(y.sum()), int((1 - y).sum()))}), "
+                         f"got {folds}")
+    gen = validation.rng_from(rng)
+    fold = np.empty(y.size, dtype=int)
+    for label in (0, 1):
+        idx = np.flatnonzero(y == label)
+        fold[gen.permutation(idx)] = np.arange(idx.size) % folds
+    out = np.empty(y.size)
+    for k in range(folds):
+        a, b = _logistic_fit(y[fold != k], z[fold != k], penalty=penalty)
+        out[fold == k] = 1 / (1 + np.exp(-(a + b * z[fold == k])))
+    return out
+
+
+# --------------------------------------------------------------------------- clinical utility
+
+def net_benefit(y_true: Any, called: Any, threshold_probability: Any) -> np.ndarray | float:
+    """Net benefit of calling positive the patients marked in ``called`` (Vickers and
+    Elkin, 2006): ``TP / n - FP / n * t / (1 - t)`` at each threshold probability ``t`` in
+    (0, 1), the risk at which a clinician is indifferent between acting and not (a false
+    alarm weighs ``t / (1 - t)`` of a found case). Treat-all is ``called`` all True,
+    treat-none is 0. A float for a scalar ``t``, an array otherwise."""
+    y = np.asarray(y_true).reshape(-1)
+    if y.size == 0 or not np.all((y == 0) | (y == 1)):
+        raise ValueError("y_true must be a non-empty array of 0 and 1 labels")
+    c = np.asarray(called).reshape(-1)
+    if c.shape != y.shape or c.dtype != bool:
+        raise ValueError(f"called must be a boolean array with one value per label ({y.size}), got "
+                         f"{c.dtype} of shape {c.shape}")
+    t = validation.finite_array("threshold_probability", threshold_probability)
+    if np.any((t <= 0) | (t >= 1)):
+        raise ValueError("threshold_probability must lie in (0, 1)")
+    tp, fp = float(np.sum(c & (y == 1))), float(np.sum(c & (y == 0)))
+    value = tp / y.size - fp / y.size * t / (1 - t)
+    return float(value) if value.ndim == 0 else value
+
+
+def predictive_values_at(sensitivity: Any, specificity: Any, prevalence: Any) -> tuple[Any, Any]:
+    """``(PPV, NPV)`` of a test with this sensitivity and specificity in a population with
+    this prevalence (Bayes' rule); arrays broadcast. Sensitivity and specificity carry
+    over between populations only if the disease spectrum does; PPV and NPV never do."""
+    se = validation.finite_array("sensitivity", sensitivity)
+    sp = validation.finite_array("specificity", specificity)
+    pr = validation.finite_array("prevalence", prevalence)
+    for name, v in (("sensitivity", se), ("specificity", sp)):
+        if np.any((v < 0) | (v > 1)):
+            raise ValueError(f"{name} must lie in [0, 1]")
+    if np.any((pr <= 0) | (pr >= 1)):
+        raise ValueError("prevalence must lie in (0, 1)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ppv = se * pr / (se * pr + (1 - sp) * (1 - pr))
+        npv = sp * (1 - pr) / (sp * (1 - pr) + (1 - se) * pr)
+    return (float(ppv), float(npv)) if np.ndim(ppv) == 0 else (ppv, npv)
 
 
 def specificity_at_sensitivity(y_true: Any, scores: Any, target: float) -> float:

@@ -267,3 +267,107 @@ def test_trials_for_power_is_where_the_power_stays_above_the_target():
 def test_verdict_probability_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         metrics.verdict_probability(**kwargs)
+
+
+def test_calibration_on_logits_recovers_intercept_and_slope():
+    """Issue 28: calibration from logits (no clipping), with intervals that cover the truth."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(scale=2.0, size=3000)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-(0.5 + z / 3)))).astype(int)   # true a = 0.5 (at b = 1/3)
+    cal = metrics.calibration(y, z, n_resamples=200, rng=0)
+    assert not cal.separated
+    assert cal.slope.low < 1 / 3 < cal.slope.high and cal.slope.high < 0.5
+    assert cal.intercept.low <= cal.intercept.value <= cal.intercept.high
+    assert metrics.calibration(y, z, n_resamples=200, rng=0) == cal   # seeded
+    # a confident model: logits far beyond the probability clip of calibration_slope
+    big = 40 * z
+    assert metrics.calibration(y, big, n_resamples=100).slope.value == pytest.approx(cal.slope.value / 40, rel=1e-6)
+
+
+def test_calibration_of_separated_scores_says_so():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    z = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    cal = metrics.calibration(y, z, n_resamples=50)
+    assert cal.separated and math.isinf(cal.slope.value) and math.isnan(cal.slope.low)
+    assert metrics.calibration_slope(y, 1 / (1 + np.exp(-z))) == (pytest.approx(math.nan, nan_ok=True), math.inf)
+    # one overlap: a finite slope, but resamples that drop the overlap separate: the upper end is inf
+    z2 = np.array([-3.0, -2.0, 1.5, 1.0, 2.0, 3.0])
+    cal2 = metrics.calibration(y, z2, n_resamples=200)
+    assert not cal2.separated and math.isfinite(cal2.slope.value) and math.isinf(cal2.slope.high)
+
+
+def test_cross_fitted_recalibration():
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=2000)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
+    p = metrics.cross_fitted_recalibration(y, 4 * z, folds=2, rng=0)   # over-confident logits, scaled back
+    assert np.allclose(p, 1 / (1 + np.exp(-z)), atol=0.06)
+    # no patient is scored by a fit it took part in: changing one fold's labels leaves that fold's scores alone
+    fold_a = metrics.cross_fitted_recalibration(y, z, folds=2, rng=1)
+    assert metrics.cross_fitted_recalibration(y, z, folds=2, rng=1) is not fold_a
+    assert np.array_equal(fold_a, metrics.cross_fitted_recalibration(y, z, folds=2, rng=1))
+    # separated folds still give finite probabilities (the penalty)
+    ys = np.array([0] * 10 + [1] * 10)
+    assert np.all(np.isfinite(metrics.cross_fitted_recalibration(ys, np.r_[-np.ones(10), np.ones(10)] * 5)))
+    for kwargs, match in (({"folds": 1}, "folds"), ({"folds": 11}, "folds"), ({"penalty": -1.0}, "penalty")):
+        with pytest.raises(ValueError, match=match):
+            metrics.cross_fitted_recalibration(ys, np.r_[-np.ones(10), np.ones(10)], **kwargs)
+
+
+def test_cross_fitted_recalibration_uses_only_other_folds():
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=400)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
+    gen = np.random.default_rng(3)
+    fold = np.empty(y.size, dtype=int)
+    for label in (0, 1):   # the same stratified folds as the helper draws with rng=3
+        idx = np.flatnonzero(y == label)
+        fold[gen.permutation(idx)] = np.arange(idx.size) % 2
+    p = metrics.cross_fitted_recalibration(y, z, folds=2, rng=3, penalty=0.0)
+    from sklearn.linear_model import LogisticRegression
+
+    for k in (0, 1):   # each fold scored by an unpenalised logistic fit on the other fold alone
+        fit = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(z[fold != k, None], y[fold != k])
+        assert np.allclose(p[fold == k], fit.predict_proba(z[fold == k, None])[:, 1], atol=1e-6)
+
+
+def test_net_benefit_and_its_crossing_with_treat_all():
+    """Net benefit (Vickers and Elkin, 2006): TP/n - FP/n * t/(1-t); a rule beats treat-all exactly
+    above t = share of cancers among the patients it calls negative (1 - NPV)."""
+    y = np.array([1] * 50 + [0] * 90)
+    called = np.r_[np.ones(44, bool), np.zeros(6, bool), np.ones(7, bool), np.zeros(83, bool)]   # FN 6, TN 83
+    t = np.array([0.05, 0.2])
+    nb = metrics.net_benefit(y, called, t)
+    assert nb == pytest.approx(44 / 140 - 7 / 140 * t / (1 - t))
+    treat_all = metrics.net_benefit(y, np.ones(140, bool), t)
+    crossing = 6 / (6 + 83)
+    below, above = crossing - 1e-3, crossing + 1e-3
+    assert metrics.net_benefit(y, called, below) < metrics.net_benefit(y, np.ones(140, bool), below)
+    assert metrics.net_benefit(y, called, above) > metrics.net_benefit(y, np.ones(140, bool), above)
+    assert treat_all[0] == pytest.approx(50 / 140 - 90 / 140 * 0.05 / 0.95)
+    assert isinstance(metrics.net_benefit(y, called, 0.1), float)
+    for kwargs, match in (({"threshold_probability": 0.0}, "threshold_probability"),
+                          ({"threshold_probability": 1.0}, "threshold_probability"),
+                          ({"called": called.astype(int)}, "called"), ({"called": called[:5]}, "called")):
+        args = {"y_true": y, "called": called, "threshold_probability": 0.1, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            metrics.net_benefit(**args)
+
+
+def test_predictive_values_at_prevalence():
+    ppv, npv = metrics.predictive_values_at(0.9, 0.95, 0.5)
+    assert ppv == pytest.approx(0.9 / 0.95) and npv == pytest.approx(0.95 / 1.05)
+    # the sample's own prevalence gives the sample's own PPV and NPV
+    y = np.array([1] * 53 + [0] * 90)
+    s = np.r_[np.ones(47), np.zeros(6), np.ones(7), np.zeros(83)]
+    pv = metrics.predictive_values(y, s, 0.5)
+    se, sp = 47 / 53, 83 / 90
+    ppv, npv = metrics.predictive_values_at(se, sp, 53 / 143)
+    assert ppv == pytest.approx(pv["ppv"].value) and npv == pytest.approx(pv["npv"].value)
+    ppvs, npvs = metrics.predictive_values_at(se, sp, np.array([0.02, 0.1, 0.37]))
+    assert np.all(np.diff(ppvs) > 0) and np.all(np.diff(npvs) < 0)   # rarer disease: fewer true alarms
+    for kwargs, match in (({"prevalence": 0.0}, "prevalence"), ({"sensitivity": 1.2}, "sensitivity"),
+                          ({"specificity": -0.1}, "specificity")):
+        args = {"sensitivity": 0.9, "specificity": 0.9, "prevalence": 0.1, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            metrics.predictive_values_at(**args)
