@@ -1109,7 +1109,8 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
     lines += [
         "",
         f"**Metrics** on {row['n_test']} held-out test patients, {test_use}, "
-        f"operating point P(malignant) ≥ {row['threshold']:.3f}{target}:",
+        f"operating point: called malignant when the model's score (its sigmoid output, a ranking score, not a "
+        f"calibrated probability) is ≥ {row['threshold']:.3f}{target}:",
         "",
         "| metric | value |",
         "|---|---|",
