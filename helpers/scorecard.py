@@ -2,12 +2,16 @@
 
 :func:`audit` is the one call a learner needs to audit their own model::
 
-    row = audit(model, split, name="my model", X_val=X_val, y_val=y_val,
-                epsilon=3.0, delta=1e-4, train_seconds=2.5)
+    row = audit(model, split, name="my model", validation=(X_val, y_val),
+                privacy=PrivacyClaim(epsilon=3.0, delta=1e-4), train_seconds=2.5)
 
+Five small immutable settings objects say what is measured, each checking its fields when
+it is built: :class:`PrivacyClaim` (the training algorithm's guarantee),
+:class:`ThreatModel` (the attacker), :class:`OperatingPoint` (the threshold),
+:class:`ExplanationAudit` (LIME) and :class:`Evaluation` (which patients, the seed).
 It returns a flat ``dict`` (a tidy table row, :data:`COLUMNS` describes every key):
 
-* **clinical performance** on ``split.X_test`` (or, with ``evaluate_on="validation"``,
+* **clinical performance** on ``split.X_test`` (or, with ``Evaluation(on="validation")``,
   on the validation patients, to *select* a model without touching the test set):
   accuracy, ROC AUC, sensitivity, specificity, PPV and NPV at an operating point chosen
   on validation data for a required sensitivity, each with a 95 % confidence interval
@@ -67,7 +71,11 @@ COLUMNS: dict[str, str] = {
     "npv_low": "95 % Wilson interval, lower end", "npv_high": "upper end",
     "threshold": "operating point: P(malignant) >= threshold is called malignant",
     "target_sensitivity": "sensitivity the threshold was chosen for (on validation data), or nan",
-    "n_test": "number of evaluation patients (test patients, or validation patients with evaluate_on='validation')",
+    "operating_point_set_on": ("which patients set the operating point of the threshold-dependent figures: "
+                               "'validation', 'other folds (k=...)' (OperatingPoint(cross_fit=k): each validation "
+                               "patient judged at the threshold chosen on the other folds), 'fixed' or "
+                               "'0.5 (no validation data)'"),
+    "n_test": "number of evaluation patients (test patients, or validation patients with Evaluation(on='validation'))",
     "epsilon": "accountant's ε of the training algorithm (inf: no formal guarantee)",
     "delta": "δ of the guarantee (and of the empirical bound)",
     "mia_attack": "the stronger membership attack (larger AUC)",
@@ -83,15 +91,16 @@ COLUMNS: dict[str, str] = {
                         "(0 eps: clean)"),
     "robust_accuracy_low": "95 % Wilson interval, lower end", "robust_accuracy_high": "upper end",
     "threshold_clamped": ("True when the attacks ran at a clamped operating point (a saturated model; "
-                          "audit(exact_threshold=True) attacks the exact one)"),
-    "robust_threshold": "P(malignant) threshold at which robust accuracy is measured (0.5, or the operating point)",
+                          "OperatingPoint(exact=True) attacks the exact one)"),
+    "robust_threshold": ("P(malignant) threshold at which robust accuracy is measured (0.5, or the operating point; "
+                         "nan: each cross-fitting fold at its own)"),
     "robust_sensitivity": ("share of the attacked malignant patients still called malignant at the operating point "
                            "when the attack tries to make them read as benign (the threat model's goal)"),
     "robust_sensitivity_low": "95 % Wilson interval, lower end", "robust_sensitivity_high": "upper end",
     "n_robust_malignant": "malignant patients among those attacked",
-    "validated_robust_accuracy": ("with input validation as a defence (``input_check``): share of the attacked "
-                                  "patients that no attack record passing the checks flips, nor the clean record "
-                                  "(nan: no checks given); against the attack of ``validated_attack``"),
+    "validated_robust_accuracy": ("with input validation as a defence (``ThreatModel.input_check``): share of the "
+                                  "attacked patients that no attack record passing the checks flips, nor the clean "
+                                  "record (nan: no checks given); against the attack of ``validated_attack``"),
     "validated_attack": ("'adaptive': PGD projected onto the checks (an InputValidator); 'plain': PGD that ignores "
                          "them (an upper bound only); 'none': no checks given"),
     "validated_robust_accuracy_low": "95 % Wilson interval, lower end", "validated_robust_accuracy_high": "upper end",
@@ -120,11 +129,275 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _attack_losses(losses: Any, allowed: Sequence[str]) -> tuple[str, ...]:
+# --------------------------------------------------------------------------- audit settings
+
+def _flag(name: str, value: Any) -> bool:
+    """True or False (numbers and other truthy values are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _pair(name: str, value: Any) -> tuple[float, float]:
+    """A pair ``(low, high)`` of numbers with ``low < high``."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
+    if not low < high:
+        raise ValueError(f"{name} must have low < high, got {value!r}")
+    return low, high
+
+
+def _attack_losses(losses: Any, allowed: Sequence[str], name: str) -> tuple[str, ...]:
+    """A name or a non-empty sequence of names from ``allowed``, as a tuple of unique names."""
     names = (losses,) if isinstance(losses, str) else tuple(losses) if isinstance(losses, (list, tuple)) else None
     if not names or any(not isinstance(n, str) or n not in allowed for n in names):
-        raise ValueError(f"attack_losses must be a non-empty sequence of names from {tuple(allowed)}, got {losses!r}")
+        raise ValueError(f"{name} must be a non-empty sequence of names from {tuple(allowed)}, got {losses!r}")
     return tuple(dict.fromkeys(names))
+
+
+def _store(settings: Any, **values: Any) -> None:
+    """Write validated (converted) values into a frozen dataclass, once, from ``__post_init__``."""
+    for key, value in values.items():
+        object.__setattr__(settings, key, value)
+
+
+@dataclass(frozen=True)
+class PrivacyClaim:
+    """The privacy guarantee of the training algorithm, as its accountant states it (the
+    audit cannot measure it from the model: it belongs to the algorithm, not to the model).
+
+    ``epsilon`` (default ``math.inf``, no guarantee)
+        The accountant's ε of the training algorithm: a number > 0, or ``inf``.
+    ``delta`` (default ``1e-5``)
+        δ of the guarantee, also the δ of the empirical ε bound of the membership audit: a
+        number in the open interval (0, 1).
+    ``n_members`` (default ``None``)
+        Members (and as many non-members) in the membership audit, an integer >= 1; ``None``:
+        as many as the smaller of the two sets allows (a larger value is cut to that too).
+    """
+
+    epsilon: float = math.inf
+    delta: float = 1e-5
+    n_members: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            epsilon = float(self.epsilon)
+        except (TypeError, ValueError):
+            epsilon = math.nan
+        if not epsilon > 0:   # nan and -inf fail too; inf passes
+            raise ValueError(f"PrivacyClaim.epsilon must be a number > 0 or inf, got {self.epsilon!r}")
+        _store(self, epsilon=epsilon, delta=validation.fraction("PrivacyClaim.delta", self.delta),
+               n_members=None if self.n_members is None else validation.positive_int("PrivacyClaim.n_members",
+                                                                                      self.n_members))
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """The attacker of the robustness pillar: L∞ PGD with the weights known (white box).
+
+    ``radius`` (default ``0.25``)
+        L∞ radius of the attack in the model's input units (standard deviations of the
+        training data for a standardized table; grey levels in [0, 1] for images, e.g.
+        ``4 / 255``): a number >= 0 (0: clean accuracy).
+    ``steps`` (default ``20``)
+        PGD steps, an integer >= 1.
+    ``restarts`` (default ``1``)
+        PGD random restarts, an integer >= 1. A patient counts as robust only if every loss
+        and every restart fails to flip it (:func:`helpers.robustness.robust_accuracy`).
+    ``losses`` (default ``("ce", "margin")``)
+        Attack losses: a name or a non-empty sequence of names from
+        :data:`helpers.robustness.LOSSES` (``"ce"``: cross-entropy, ``"margin"``: logit
+        margin), stored as a tuple of unique names. Keep both: the cross-entropy alone
+        saturates on confident models and overstates robustness.
+    ``input_range`` (default ``None``)
+        ``(low, high)`` bounds of a valid input (``low < high``), kept by every attack (PGD
+        clips to them); :func:`audit` checks that they contain every input. ``None``:
+        unbounded for tables, ``(0.0, 1.0)`` for images (grey levels).
+    ``input_check`` (default ``None``, no checks)
+        Input validation as a defence: a function of a batch of inputs in the model's units
+        that returns True for each record it rejects. ``validated_robust_accuracy`` is the
+        share of attacked patients that no attack record passing the checks flips (a patient
+        misclassified without attack is never defended). With an :class:`InputValidator`
+        (:func:`input_validator`) it is measured against the **adaptive** attack that knows
+        the checks (:func:`adaptive_attack`, same steps, restarts and losses); with any
+        other function, against plain PGD that ignores them, which only bounds it from above
+        (the row's ``validated_attack`` says which). ``attacks_rejected``: the share of the
+        patients plain PGD flips whose every flipping record the checks reject (the checks
+        as a data-quality filter).
+    """
+
+    radius: float = 0.25
+    steps: int = 20
+    restarts: int = 1
+    losses: tuple[str, ...] = ("ce", "margin")
+    input_range: tuple[float, float] | None = None
+    input_check: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        from helpers.robustness import LOSSES
+
+        if self.input_check is not None and not callable(self.input_check):
+            raise ValueError(f"ThreatModel.input_check must be None or a function of a batch of inputs, "
+                             f"got {type(self.input_check).__name__}")
+        _store(self, radius=validation.non_negative("ThreatModel.radius", self.radius),
+               steps=validation.positive_int("ThreatModel.steps", self.steps),
+               restarts=validation.positive_int("ThreatModel.restarts", self.restarts),
+               losses=_attack_losses(self.losses, LOSSES, "ThreatModel.losses"),
+               input_range=None if self.input_range is None else _pair("ThreatModel.input_range", self.input_range))
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where the model's P(malignant) is cut into a call: P(malignant) >= threshold reads
+    malignant.
+
+    ``target_sensitivity`` (default ``0.95``)
+        Without ``threshold``: the operating point is the largest threshold whose
+        sensitivity on the validation patients is >= this share
+        (:func:`helpers.metrics.threshold_for_sensitivity`), a number in (0, 1]. Without
+        validation patients, 0.5 is used.
+    ``threshold`` (default ``None``)
+        A fixed operating point instead, a number in the open interval (0, 1).
+    ``exact`` (default ``False``)
+        True: attack at the exact operating point (:func:`at_threshold` with
+        ``clamp=False``); False: a saturated operating point is clamped to
+        :data:`CLAMP_RANGE`, and the row's ``threshold_clamped`` says so.
+    ``at_operating_point`` (default ``False``)
+        False: robust accuracy is two-class accuracy at 0.5. True: it is measured at the
+        operating point (a benign patient counts as robust if the attack cannot push it to
+        >= threshold, a malignant one if it cannot push it below); the row's
+        ``robust_threshold`` says which. The robust sensitivity is always measured at the
+        operating point.
+    ``cross_fit`` (default ``0``, off)
+        0, or a number of folds k >= 2. It acts only when the evaluation patients are the
+        ones that set the threshold (``Evaluation(on="validation")`` and no fixed
+        ``threshold``): the validation patients are split into k stratified folds (seeded
+        by ``Evaluation.seed``, :func:`cross_fit_thresholds`) and each patient is called at
+        the threshold chosen on the **other** folds, so no patient is judged at an operating
+        point it set. Every threshold-dependent figure (accuracy, sensitivity, specificity,
+        PPV, NPV, robust sensitivity, and robust accuracy with ``at_operating_point``) then
+        uses these per-patient thresholds, and the validation sensitivity can test a
+        sensitivity requirement; the row's ``threshold`` is still the one chosen on all
+        validation patients (the one that would be deployed) and ``operating_point_set_on``
+        says which patients set the figures' operating point. A fixed ``threshold`` with
+        ``cross_fit`` raises ``ValueError`` (nothing to cross-fit).
+    """
+
+    target_sensitivity: float = 0.95
+    threshold: float | None = None
+    exact: bool = False
+    at_operating_point: bool = False
+    cross_fit: int = 0
+
+    def __post_init__(self) -> None:
+        target = validation.positive("OperatingPoint.target_sensitivity", self.target_sensitivity)
+        if target > 1.0:
+            raise ValueError(f"OperatingPoint.target_sensitivity must be in (0, 1], got {self.target_sensitivity!r}")
+        folds = validation.positive_int("OperatingPoint.cross_fit", self.cross_fit, minimum=0)
+        if folds == 1:
+            raise ValueError("OperatingPoint.cross_fit must be 0 (off) or a number of folds >= 2, got 1")
+        if folds and self.threshold is not None:
+            raise ValueError(f"OperatingPoint.cross_fit={folds} needs a threshold chosen from target_sensitivity: "
+                             f"a fixed threshold={self.threshold!r} is set by no patient")
+        _store(self, target_sensitivity=target, cross_fit=folds,
+               threshold=None if self.threshold is None else validation.fraction("OperatingPoint.threshold",
+                                                                                   self.threshold),
+               exact=_flag("OperatingPoint.exact", self.exact),
+               at_operating_point=_flag("OperatingPoint.at_operating_point", self.at_operating_point))
+
+
+@dataclass(frozen=True)
+class ExplanationAudit:
+    """The transparency pillar: are the LIME explanations of a few evaluation patients
+    stable over seeds? The interval is a percentile bootstrap over the explained patients
+    (crude for a few).
+
+    ``n_explained`` (default ``3``)
+        Evaluation patients explained (the first ones), an integer >= 0 (0: no LIME, the
+        stability is nan).
+    ``seeds`` (default ``(0, 1, 2)``)
+        LIME seeds compared, at least 2 different integers >= 0, stored as a tuple: the
+        stability is the mean top-``num_features`` Jaccard over their pairs.
+    ``lime_samples`` (default ``1000``)
+        Perturbed samples per LIME explanation, an integer >= 1.
+    ``num_features`` (default ``5``)
+        k of the top-k feature sets compared, an integer >= 1 (superpixels for images).
+    ``segment_fn`` (default ``None``)
+        Images only: ``image -> segments`` (an ``(h, w)`` label array, or a ``(segments,
+        kinds)`` pair) for LIME; ``None``: :func:`helpers.explain.nucleus_segments`
+        (superpixels that follow the nuclei). A superpixel switched off is painted with the
+        image's median grey level.
+    """
+
+    n_explained: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    lime_samples: int = 1000
+    num_features: int = 5
+    segment_fn: Callable[[np.ndarray], Any] | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            seeds = tuple(validation.positive_int("ExplanationAudit.seeds", s, minimum=0) for s in self.seeds)
+        except TypeError:
+            raise ValueError(f"ExplanationAudit.seeds must be a sequence of integers >= 0, "
+                             f"got {self.seeds!r}") from None
+        if len(set(seeds)) < 2 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"ExplanationAudit.seeds must hold at least 2 different integers >= 0 (no repeats), "
+                             f"got {self.seeds!r}")
+        if self.segment_fn is not None and not callable(self.segment_fn):
+            raise ValueError(f"ExplanationAudit.segment_fn must be None or a function image -> segments, "
+                             f"got {type(self.segment_fn).__name__}")
+        _store(self, seeds=seeds,
+               n_explained=validation.positive_int("ExplanationAudit.n_explained", self.n_explained, minimum=0),
+               lime_samples=validation.positive_int("ExplanationAudit.lime_samples", self.lime_samples),
+               num_features=validation.positive_int("ExplanationAudit.num_features", self.num_features))
+
+
+#: Splits an audit can be evaluated on (:attr:`Evaluation.on`).
+EVALUATED_ON: tuple[str, ...] = ("test", "validation")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Which patients the audit measures, how many are attacked, and its randomness.
+
+    ``on`` (default ``"test"``)
+        ``"test"``: every metric on ``data.X_test``; report the chosen model this way, once.
+        ``"validation"``: every metric on the validation patients (the non-members of the
+        membership audit, the attacked and explained patients too), to **select** among
+        models without touching the test set. The operating point is then chosen on the
+        same patients, so the validation sensitivity meets the target by construction and
+        cannot test a sensitivity requirement, unless ``OperatingPoint(cross_fit=k)``
+        judges each patient at a threshold set on the others.
+    ``n_robust`` (default ``100``)
+        Evaluation patients attacked, an integer >= 1 (a seeded subset; all of them when
+        ``n_robust`` is at least their number).
+    ``n_resamples`` (default ``500``)
+        Bootstrap resamples for the AUC and stability intervals, an integer >= 10.
+    ``seed`` (default ``0``)
+        Seeds every random choice (subsets, bootstrap, attacks, cross-fitting folds), an
+        integer >= 0.
+    """
+
+    on: str = "test"
+    n_robust: int = 100
+    n_resamples: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.on not in EVALUATED_ON:
+            raise ValueError(f"Evaluation.on must be one of {EVALUATED_ON}, got {self.on!r}")
+        _store(self, n_robust=validation.positive_int("Evaluation.n_robust", self.n_robust),
+               n_resamples=validation.positive_int("Evaluation.n_resamples", self.n_resamples, minimum=10),
+               seed=validation.positive_int("Evaluation.seed", self.seed, minimum=0))
+
+
+#: The settings classes of :func:`audit`, by parameter name.
+SETTINGS: dict[str, type] = {"privacy": PrivacyClaim, "threat": ThreatModel, "operating_point": OperatingPoint,
+                             "explanations": ExplanationAudit, "evaluation": Evaluation}
 
 
 def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -199,17 +472,66 @@ def _bootstrap_mean(values: Sequence[float], n_resamples: int, rng: np.random.Ge
     return float(low), float(high)
 
 
-def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | None = None,
-          y_val: np.ndarray | None = None, threshold: float | None = None, target_sensitivity: float = 0.95,
-          evaluate_on: str = "test", epsilon: float = math.inf, delta: float = 1e-5, robust_eps: float = 0.25,
-          attack_steps: int = 20, attack_restarts: int = 1, attack_losses: Sequence[str] = ("ce", "margin"),
-          input_check: Callable[[np.ndarray], np.ndarray] | None = None, n_robust: int = 100, n_explained: int = 3, explain_seeds: Sequence[int] = (0, 1, 2),
-          lime_samples: int = 1000, num_features: int = 5, n_members: int | None = None,
-          train_seconds: float | None = None, n_resamples: int = 500, seed: int = 0,
-          input_range: tuple[float, float] | None = None,
-          segment_fn: Callable[[np.ndarray], Any] | None = None,
-          robust_at_operating_point: bool = False, exact_threshold: bool = False) -> dict[str, Any]:
+def cross_fit_thresholds(y_true: Any, scores: Any, target: float, folds: int,
+                         seed: int = 0) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Cross-fitted operating points: ``(fold, thresholds)``, where ``fold[i]`` (in
+    ``0 .. folds - 1``) is patient ``i``'s fold and ``thresholds[f]`` the largest threshold
+    whose sensitivity is ``>= target`` on the patients of every **other** fold
+    (:func:`helpers.metrics.threshold_for_sensitivity`). Patient ``i`` is then called at
+    ``thresholds[fold[i]]``, an operating point it took no part in setting.
+
+    The folds are stratified: the patients of each class, in a random order drawn from
+    ``numpy.random.default_rng(seed)`` (benign first, then malignant), are dealt to the folds
+    in turn. ``folds`` must be an integer >= 2, and every fold's complement must hold at
+    least one malignant and one benign patient (``ValueError`` otherwise, e.g. with a single
+    malignant patient)."""
+    from helpers import metrics
+
+    y = np.asarray(y_true).reshape(-1)
+    s = validation.finite_array("scores", scores, ndim=1)
+    if len(s) != len(y):
+        raise ValueError(f"scores must have one value per label ({len(y)}), got {len(s)}")
+    folds = validation.positive_int("folds", folds, minimum=2)
+    rng = np.random.default_rng(validation.positive_int("seed", seed, minimum=0))
+    fold = np.zeros(len(y), dtype=int)
+    for label in (0, 1):
+        members = rng.permutation(np.flatnonzero(y == label))
+        fold[members] = np.arange(members.size) % folds
+    for f in range(folds):
+        for label, kind in ((1, "malignant"), (0, "benign")):
+            if not np.any(y[fold != f] == label):
+                raise ValueError(f"cross_fit={folds}: the threshold of fold {f} is set on the other folds, which hold "
+                                 f"no {kind} patient ({int(np.sum(y == label))} among the {len(y)} validation "
+                                 f"patients): use fewer folds or more validation patients")
+    return fold, tuple(metrics.threshold_for_sensitivity(y[fold != f], s[fold != f], target) for f in range(folds))
+
+
+@dataclass(frozen=True, eq=False)
+class _Point:
+    """The operating point of an audit: the deployed ``threshold`` and, when cross-fitted,
+    each evaluation patient's fold and each fold's threshold."""
+
+    threshold: float
+    target: float
+    set_on: str
+    fold: np.ndarray | None = None
+    fold_thresholds: tuple[float, ...] = ()
+
+    def groups(self, idx: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """``(threshold, patients)`` pairs that cover the evaluation patients ``idx``."""
+        if self.fold is None:
+            return [(self.threshold, idx)]
+        return [(t, idx[self.fold[idx] == f]) for f, t in enumerate(self.fold_thresholds)]
+
+
+def audit(model: Any, data: Any, *, name: str = "model", validation: tuple[Any, Any] | None = None,
+          privacy: PrivacyClaim = PrivacyClaim(), threat: ThreatModel = ThreatModel(),
+          operating_point: OperatingPoint = OperatingPoint(), explanations: ExplanationAudit = ExplanationAudit(),
+          evaluation: Evaluation = Evaluation(), train_seconds: float | None = None) -> dict[str, Any]:
     """Audit a trained Keras binary classifier (logit outputs) on the four pillars.
+
+    Every argument is checked before anything slow runs (the settings objects check their
+    own fields when they are built).
 
     Parameters
     ----------
@@ -225,204 +547,227 @@ def audit(model: Any, data: Any, *, name: str = "model", X_val: np.ndarray | Non
         LIME explains in original units when the split is standardized.
     name:
         Row label.
-    X_val, y_val:
-        Validation patients (neither trained on nor tested): the operating point is the
-        largest threshold with sensitivity ``>= target_sensitivity`` on them. They must
-        not be in ``data.X_train`` (``ValueError`` otherwise: a validation part held out
-        of training must also be removed from the split, or the audit counts untrained
-        patients as members).
-    threshold:
-        A fixed operating point instead (P(class 1) >= threshold). Without ``threshold``
-        and validation data, 0.5 is used.
-    evaluate_on:
-        ``"test"`` (default): every metric on ``data.X_test``; report the chosen model
-        this way, once. ``"validation"``: every metric on ``X_val, y_val`` (the
-        non-members of the membership audit, the attacked and explained patients too), to
-        **select** among models without touching the test set. The operating point is
-        then chosen on the same patients, so the validation sensitivity meets the target
-        by construction: it cannot test a sensitivity requirement; the test report does.
-    epsilon, delta:
-        The training algorithm's guarantee (``inf`` for none). ``delta`` is also the δ of
-        the empirical ε bound.
-    robust_eps, attack_steps, attack_restarts, attack_losses, n_robust:
-        L∞ PGD threat model (radius in input units, steps, restarts, losses from
-        :data:`helpers.robustness.LOSSES`) and the number of evaluation patients attacked
-        (a seeded subset; all of them when ``n_robust`` is at least their number). A
-        patient counts as robust only if every loss and every restart fails to flip it
-        (:func:`helpers.robustness.robust_accuracy`). Keep both losses: the cross-entropy
-        alone saturates on confident models and overstates robustness. Robust accuracy
-        is measured at 0.5 (two-class accuracy) by default, or, with
-        ``robust_at_operating_point=True``, at the operating point (:func:`at_threshold`:
-        a benign patient counts as robust if the attack cannot push it to >= threshold, a
-        malignant one if it cannot push it below); the row's ``robust_threshold`` says which.
-        The robust sensitivity attacks the malignant patients of the same subset at the
-        operating point. ``exact_threshold=True`` attacks at the exact operating point
-        (:func:`at_threshold` with ``clamp=False``); by default a saturated operating point
-        is clamped to :data:`CLAMP_RANGE` and the row's ``threshold_clamped`` says so.
-    input_check:
-        Input validation as a defence: a function of a batch of inputs in the model's units
-        that returns True for each record it rejects. ``validated_robust_accuracy`` is the
-        share of attacked patients that no attack record passing the checks flips (a patient
-        misclassified without attack is never defended). With an :class:`InputValidator`
-        (:func:`input_validator`) it is measured against the **adaptive** attack that knows
-        the checks (:func:`adaptive_attack`, same steps, restarts and losses); with any other
-        function, against plain PGD that ignores them, which only bounds it from above
-        (``validated_attack`` says which). ``attacks_rejected``: the share of the patients
-        plain PGD flips whose every flipping record the checks reject (the checks as a
-        data-quality filter).
-    n_explained, explain_seeds, lime_samples, num_features:
-        LIME stability: mean top-``num_features`` Jaccard over ``explain_seeds`` (>= 2
-        seeds) for ``n_explained`` evaluation patients, ``lime_samples`` samples each;
-        the interval is a percentile bootstrap over those patients (crude for a few).
-        For images the features are superpixels (see ``segment_fn``), and a superpixel
-        switched off is painted with the image's median grey level.
-    input_range:
-        ``(low, high)`` bounds of a valid input, kept by every attack (PGD clips to them).
-        Default: unbounded for tables, ``(0.0, 1.0)`` for images (grey levels; the radius
-        ``robust_eps`` is then in grey levels, e.g. ``4 / 255``).
-    segment_fn:
-        Images only: ``image -> segments`` (an ``(h, w)`` label array, or a ``(segments,
-        kinds)`` pair) for LIME; default :func:`helpers.explain.nucleus_segments`
-        (superpixels that follow the nuclei).
-    n_members:
-        Members (and as many non-members) in the membership audit; default as many as
-        the smaller of the two sets allows.
+    validation:
+        ``(X_val, y_val)``, validation patients (neither trained on nor tested): the
+        operating point is chosen on them (:class:`OperatingPoint`), and with
+        ``Evaluation(on="validation")`` every metric is measured on them. They must not be in
+        ``data.X_train`` (``ValueError`` otherwise: a validation part held out of training
+        must also be removed from the split, or the audit counts untrained patients as
+        members). ``None``: no validation patients.
+    privacy:
+        :class:`PrivacyClaim`: the training algorithm's (ε, δ) and the membership audit's size.
+    threat:
+        :class:`ThreatModel`: the L∞ PGD attacker and the input checks in front of the model.
+    operating_point:
+        :class:`OperatingPoint`: the threshold, where robustness is measured, cross-fitting.
+    explanations:
+        :class:`ExplanationAudit`: the LIME stability measurement.
+    evaluation:
+        :class:`Evaluation`: which patients (test or validation), how many are attacked,
+        bootstrap resamples, the seed.
     train_seconds:
-        Training time to report (``None``: reported as nan).
-    n_resamples:
-        Bootstrap resamples for the AUC and stability intervals.
-    seed:
-        Seeds every random choice (subsets, bootstrap, attacks).
+        Training time to report, a number >= 0 (``None``: reported as nan).
 
     Returns
     -------
     A flat ``dict`` with the keys of :data:`COLUMNS`.
     """
-    from helpers import explain, metrics, privacy_attacks, robustness
-    from helpers.models import predict_proba
+    from helpers import robustness
 
+    _check_settings(privacy=privacy, threat=threat, operating_point=operating_point, explanations=explanations,
+                    evaluation=evaluation)
+    X_train, y_train, modality = _training_patients(data, name)
+    val = _validation_patients(validation, X_train, evaluation.on)
+    seconds = _seconds(train_seconds)
+    robustness.check_model(model, X_train)  # logits, not probabilities: fail before the slow parts
+    X_test, y_test = np.asarray(data.X_test, np.float32), np.asarray(data.y_test).reshape(-1)
+    clip = _input_range(threat.input_range, modality, X_train, X_test)
+    X_eval, y_eval = val if evaluation.on == "validation" else (X_test, y_test)
+    point = _operating_point(model, val, operating_point, evaluation)
+    rng = np.random.default_rng(evaluation.seed)   # one stream: membership subsets first, then the attacked ones
+    row: dict[str, Any] = {"model": name, "evaluated_on": evaluation.on, "modality": modality}
+    row.update(_clinical(model, X_eval, y_eval, point, evaluation))
+    row.update(_privacy(model, (X_train, y_train), (X_eval, y_eval), privacy, rng, evaluation.seed))
+    row.update(_robustness(model, X_eval, y_eval, point, threat, operating_point, rng, evaluation, clip))
+    row.update(_transparency(model, data, X_train, X_eval, explanations, evaluation, modality))
+    row["train_seconds"] = seconds
+    return row
+
+
+def _check_settings(**settings: Any) -> None:
+    """Each settings argument of :func:`audit` is an instance of its class (:data:`SETTINGS`)."""
+    for key, value in settings.items():
+        if not isinstance(value, SETTINGS[key]):
+            raise ValueError(f"{key} must be a scorecard.{SETTINGS[key].__name__}(...), got {type(value).__name__}")
+
+
+def _training_patients(data: Any, name: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(X_train, y_train, modality)`` of a split, after checking the split and the row's name."""
     for attr in ("X_train", "y_train", "X_test", "y_test", "feature_names", "class_names"):
         if not hasattr(data, attr):
             raise ValueError(f"data must be a helpers.data.Split (it has no {attr!r})")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    if (X_val is None) != (y_val is None):
-        raise ValueError("X_val and y_val must be given together")
-    if evaluate_on not in ("test", "validation"):
-        raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
-    if evaluate_on == "validation" and X_val is None:
-        raise ValueError("evaluate_on='validation' needs X_val and y_val")
-    epsilon = float(epsilon)
-    if not (epsilon > 0 or math.isinf(epsilon)) or math.isnan(epsilon):
-        raise ValueError(f"epsilon must be a number > 0 or inf, got {epsilon!r}")
-    delta = validation.fraction("delta", delta)
-    robust_eps = validation.non_negative("robust_eps", robust_eps)
-    attack_steps = validation.positive_int("attack_steps", attack_steps)
-    attack_restarts = validation.positive_int("attack_restarts", attack_restarts)
-    n_robust = validation.positive_int("n_robust", n_robust)
-    losses = _attack_losses(attack_losses, robustness.LOSSES)
-    n_explained = validation.positive_int("n_explained", n_explained, minimum=0)
-    seed = validation.positive_int("seed", seed, minimum=0)
-    rng = np.random.default_rng(seed)
-    X_train, y_train = np.asarray(data.X_train, np.float32), np.asarray(data.y_train).reshape(-1)
-    modality = _modality(X_train)
-    robustness.check_model(model, X_train)  # logits, not probabilities: fail before the slow parts
-    clip = _input_range(input_range, modality, X_train, np.asarray(data.X_test, np.float32))
-    if segment_fn is not None and not callable(segment_fn):
-        raise ValueError(f"segment_fn must be a function image -> segments, got {type(segment_fn).__name__}")
-    if X_val is not None:
-        X_val, y_val = np.asarray(X_val, np.float32), np.asarray(y_val).reshape(-1)
-        shared = _shared_rows(X_val, X_train)
-        if shared:
-            raise ValueError(f"X_val must not be in data.X_train: {shared} of its {len(X_val)} rows are. Remove the "
-                             f"validation patients from the split (dataclasses.replace(split, X_train=X_fit, "
-                             f"y_train=y_fit)): data.X_train must be exactly the patients the model was trained on")
-    if evaluate_on == "validation":
-        X_eval, y_eval = X_val, y_val
-    else:
-        X_eval, y_eval = np.asarray(data.X_test, np.float32), np.asarray(data.y_test).reshape(-1)
+    X_train = np.asarray(data.X_train, np.float32)
+    return X_train, np.asarray(data.y_train).reshape(-1), _modality(X_train)
 
-    # Clinical performance at an operating point chosen before looking at the test set.
-    if threshold is not None:
-        threshold, target = validation.fraction("threshold", threshold), math.nan
-    elif X_val is not None:
-        target = validation.in_open_interval("target_sensitivity", target_sensitivity, 0.0, 1.0 + 1e-12)
-        p_val = predict_proba(model, X_val)[:, 1]
-        threshold = metrics.threshold_for_sensitivity(y_val, p_val, target)
-    else:
-        threshold, target = 0.5, math.nan
-    p_eval = predict_proba(model, X_eval)[:, 1]
-    clinical = metrics.clinical_metrics(y_eval, p_eval, threshold, n_resamples=n_resamples, rng=seed)
-    clinical.update(metrics.predictive_values(y_eval, p_eval, threshold))
-    row: dict[str, Any] = {"model": name, "evaluated_on": evaluate_on, "modality": modality}
+
+def _validation_patients(pair: Any, X_train: np.ndarray, on: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The validation pair as arrays (``None`` if not given), checked against the training patients."""
+    if pair is None:
+        if on == "validation":
+            raise ValueError("Evaluation(on='validation') needs validation=(X_val, y_val)")
+        return None
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"validation must be None or a pair (X_val, y_val), got {type(pair).__name__}"
+                         + (f" of length {len(pair)}" if isinstance(pair, (tuple, list)) else ""))
+    X_val, y_val = np.asarray(pair[0], np.float32), np.asarray(pair[1]).reshape(-1)
+    if len(X_val) != len(y_val):
+        raise ValueError(f"validation must hold one label per row of X_val ({len(X_val)}), got {len(y_val)}")
+    shared = _shared_rows(X_val, X_train)
+    if shared:
+        raise ValueError(f"X_val must not be in data.X_train: {shared} of its {len(X_val)} rows are. Remove the "
+                         f"validation patients from the split (dataclasses.replace(split, X_train=X_fit, "
+                         f"y_train=y_fit)): data.X_train must be exactly the patients the model was trained on")
+    return X_val, y_val
+
+
+def _seconds(train_seconds: Any) -> float:
+    return math.nan if train_seconds is None else validation.non_negative("train_seconds", train_seconds)
+
+
+def _operating_point(model: Any, val: tuple[np.ndarray, np.ndarray] | None, settings: OperatingPoint,
+                     evaluation: Evaluation) -> _Point:
+    """The operating point, chosen before looking at the test set (and cross-fitted on
+    request when the validation patients are also the evaluated ones)."""
+    from helpers import metrics
+    from helpers.models import predict_proba
+
+    if settings.threshold is not None:
+        return _Point(settings.threshold, math.nan, "fixed")
+    if val is None:
+        return _Point(0.5, math.nan, "0.5 (no validation data)")
+    X_val, y_val = val
+    p_val = predict_proba(model, X_val)[:, 1]
+    threshold = metrics.threshold_for_sensitivity(y_val, p_val, settings.target_sensitivity)
+    if not settings.cross_fit or evaluation.on != "validation":
+        return _Point(threshold, settings.target_sensitivity, "validation")
+    fold, thresholds = cross_fit_thresholds(y_val, p_val, settings.target_sensitivity, settings.cross_fit,
+                                            evaluation.seed)
+    return _Point(threshold, settings.target_sensitivity, f"other folds (k={settings.cross_fit})", fold, thresholds)
+
+
+def _clinical(model: Any, X: np.ndarray, y: np.ndarray, point: _Point, evaluation: Evaluation) -> dict[str, Any]:
+    """Clinical performance at the operating point: accuracy, AUC, sensitivity, specificity,
+    PPV and NPV with their intervals, the threshold and the number of evaluation patients."""
+    from helpers import metrics
+    from helpers.models import predict_proba
+
+    p = predict_proba(model, X)[:, 1]
+    clinical = metrics.clinical_metrics(y, p, point.threshold, n_resamples=evaluation.n_resamples,
+                                        rng=evaluation.seed)
+    clinical.update(metrics.predictive_values(y, p, point.threshold))
+    if point.fold is not None:
+        # each patient at its own fold's threshold: p >= t_i exactly when p - t_i >= 0 (float64, no rounding to
+        # the wrong side, no infinite logit at p = 0 or 1); the AUC is threshold-free and stays on p
+        shifted = np.asarray(p, dtype=np.float64) - np.asarray(point.fold_thresholds)[point.fold]
+        own = metrics.clinical_metrics(y, shifted, 0.0, n_resamples=evaluation.n_resamples, rng=evaluation.seed)
+        own.update(metrics.predictive_values(y, shifted, 0.0))
+        clinical.update({key: est for key, est in own.items() if key != "auc"})
+    row: dict[str, Any] = {}
     for key, est in clinical.items():
         row[key], row[f"{key}_low"], row[f"{key}_high"] = est.value, est.low, est.high
-    row.update(threshold=float(threshold), target_sensitivity=target, n_test=len(y_eval),
-               epsilon=epsilon, delta=delta)
+    row.update(threshold=float(point.threshold), target_sensitivity=point.target,
+               operating_point_set_on=point.set_on, n_test=len(y))
+    return row
 
-    # Privacy: membership inference, members vs equally many non-members.
-    size = min(len(X_train), len(X_eval)) if n_members is None else validation.positive_int("n_members", n_members)
-    size = min(size, len(X_train), len(X_eval))
-    members, outsiders = _subset(len(X_train), size, rng), _subset(len(X_eval), size, rng)
-    attacks = privacy_attacks.membership_audit(model, X_train[members], y_train[members], X_eval[outsiders],
-                                               y_eval[outsiders], delta=delta, low_fpr=0.05, seed=seed)
+
+def _privacy(model: Any, members_set: tuple[np.ndarray, np.ndarray], outsiders_set: tuple[np.ndarray, np.ndarray],
+             claim: PrivacyClaim, rng: np.random.Generator, seed: int) -> dict[str, Any]:
+    """The claimed (ε, δ) and a membership-inference audit, members vs equally many non-members."""
+    from helpers import privacy_attacks
+
+    (X_in, y_in), (X_out, y_out) = members_set, outsiders_set
+    size = min(len(X_in), len(X_out)) if claim.n_members is None else claim.n_members
+    size = min(size, len(X_in), len(X_out))
+    members, outsiders = _subset(len(X_in), size, rng), _subset(len(X_out), size, rng)
+    attacks = privacy_attacks.membership_audit(model, X_in[members], y_in[members], X_out[outsiders],
+                                               y_out[outsiders], delta=claim.delta, low_fpr=0.05, seed=seed)
     best = max(attacks.values(), key=lambda r: r.auc)
-    row.update(mia_attack=best.name, mia_auc=best.auc, mia_auc_low=best.auc_low, mia_auc_high=best.auc_high,
-               mia_tpr_at_5pct_fpr=best.tpr_at_low_fpr,
-               empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()),
-               empirical_epsilon_ceiling=privacy_attacks.audit_ceiling(size, size, delta), n_members=size)
+    return dict(epsilon=claim.epsilon, delta=claim.delta, mia_attack=best.name, mia_auc=best.auc,
+                mia_auc_low=best.auc_low, mia_auc_high=best.auc_high, mia_tpr_at_5pct_fpr=best.tpr_at_low_fpr,
+                empirical_epsilon=max(r.epsilon.epsilon_lower for r in attacks.values()),
+                empirical_epsilon_ceiling=privacy_attacks.audit_ceiling(size, size, claim.delta), n_members=size)
 
-    # Robustness: L∞ PGD on a seeded subset of evaluation patients (all of them if n_robust allows).
-    idx = _subset(len(X_eval), n_robust, rng)
-    attack = dict(attack="pgd", losses=losses, nb_iter=attack_steps, restarts=attack_restarts, seed=seed,
-                  clip_min=clip[0], clip_max=clip[1])
-    shifted = at_threshold(model, threshold, clamp=not exact_threshold)
-    robust_threshold = float(shifted.threshold_used) if robust_at_operating_point else 0.5
-    attacked = shifted if robust_at_operating_point else model
-    robust = float(robustness.robust_accuracy(attacked, X_eval[idx], y_eval[idx], [robust_eps], **attack)[0])
-    kept = int(round(robust * len(idx)))
-    malignant = idx[y_eval[idx] == 1]
-    if malignant.size:
-        robust_sens = float(robustness.robust_accuracy(shifted, X_eval[malignant],
-                                                       y_eval[malignant], [robust_eps], **attack)[0])
-        rs_low, rs_high = metrics.wilson_interval(int(round(robust_sens * malignant.size)), malignant.size)
+
+def _robustness(model: Any, X: np.ndarray, y: np.ndarray, point: _Point, threat: ThreatModel,
+                settings: OperatingPoint, rng: np.random.Generator, evaluation: Evaluation,
+                clip: tuple[Any, Any]) -> dict[str, Any]:
+    """L∞ PGD on a seeded subset of evaluation patients (all of them if ``n_robust`` allows):
+    robust accuracy, robust sensitivity at the operating point (each cross-fitting fold at
+    its own threshold), and validated robustness behind the input checks."""
+    from helpers import metrics, robustness
+
+    idx = _subset(len(X), evaluation.n_robust, rng)
+    attack = dict(attack="pgd", losses=threat.losses, nb_iter=threat.steps, restarts=threat.restarts,
+                  seed=evaluation.seed, clip_min=clip[0], clip_max=clip[1])
+
+    def kept(attacked: Any, part: np.ndarray) -> int:
+        """How many of the patients ``part`` no attack flips."""
+        if not part.size:
+            return 0
+        share = float(robustness.robust_accuracy(attacked, X[part], y[part], [threat.radius], **attack)[0])
+        return int(round(share * part.size))
+
+    shifted = [(at_threshold(model, t, clamp=not settings.exact), part) for t, part in point.groups(idx)]
+    if settings.at_operating_point:
+        robust = sum(kept(f, part) for f, part in shifted)
+        robust_threshold = float(shifted[0][0].threshold_used) if len(shifted) == 1 else math.nan
     else:
-        robust_sens = rs_low = rs_high = math.nan
+        robust, robust_threshold = kept(model, idx), 0.5
+    malignant = idx[y[idx] == 1]
+    robust_sens = rs_low = rs_high = math.nan
+    if malignant.size:
+        found = sum(kept(f, part[y[part] == 1]) for f, part in shifted)
+        robust_sens = found / malignant.size
+        rs_low, rs_high = metrics.wilson_interval(found, malignant.size)
     validated = rejected = val_low = val_high = math.nan
     validated_attack = "none"
-    if input_check is not None:
+    if threat.input_check is not None:
         validated, rejected, validated_attack = _validated_robustness(
-            model, X_eval[idx], y_eval[idx], robust_eps, input_check, losses, attack_steps, attack_restarts, seed, clip)
+            model, X[idx], y[idx], threat.radius, threat.input_check, threat.losses, threat.steps, threat.restarts,
+            evaluation.seed, clip)
         val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
-    row.update(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
-               validated_robust_accuracy_high=val_high, attacks_rejected=rejected,
-               validated_attack=validated_attack)
-    row.update(robust_eps=robust_eps, robust_accuracy=robust, robust_threshold=robust_threshold,
-               threshold_clamped=bool(shifted.clamped),
-               robust_accuracy_low=metrics.wilson_interval(kept, len(idx))[0],
-               robust_accuracy_high=metrics.wilson_interval(kept, len(idx))[1],
-               robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low, robust_sensitivity_high=rs_high,
-               n_robust_malignant=int(malignant.size), attack_steps=attack_steps,
-               attack_restarts=attack_restarts, attack_losses="+".join(losses), n_robust=len(idx))
+    low, high = metrics.wilson_interval(robust, len(idx))
+    return dict(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
+                validated_robust_accuracy_high=val_high, attacks_rejected=rejected, validated_attack=validated_attack,
+                robust_eps=threat.radius, robust_accuracy=robust / len(idx), robust_threshold=robust_threshold,
+                threshold_clamped=any(bool(f.clamped) for f, _ in shifted), robust_accuracy_low=low,
+                robust_accuracy_high=high, robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low,
+                robust_sensitivity_high=rs_high, n_robust_malignant=int(malignant.size), attack_steps=threat.steps,
+                attack_restarts=threat.restarts, attack_losses="+".join(threat.losses), n_robust=len(idx))
 
-    # Transparency: are the LIME explanations of a few evaluation patients stable over seeds?
+
+def _transparency(model: Any, data: Any, X_train: np.ndarray, X: np.ndarray, settings: ExplanationAudit,
+                  evaluation: Evaluation, modality: str) -> dict[str, Any]:
+    """Are the LIME explanations of the first evaluation patients stable over seeds?"""
+    from helpers import explain
+
+    patients = range(min(settings.n_explained, len(X)))
     if modality == "image":
-        stabilities = [_image_stability(model, X_eval[i], segment_fn, num_features, lime_samples, explain_seeds)
-                       for i in range(min(n_explained, len(X_eval)))]
+        stabilities = [_image_stability(model, X[i], settings.segment_fn, settings.num_features,
+                                        settings.lime_samples, settings.seeds) for i in patients]
     else:
         split = data if getattr(data, "mean", None) is not None else None
-        stabilities = [explain.explanation_stability(model, X_train, X_eval[i], data.feature_names,
-                                                     data.class_names, num_features=num_features,
-                                                     num_samples=lime_samples, seeds=tuple(explain_seeds),
+        stabilities = [explain.explanation_stability(model, X_train, X[i], data.feature_names, data.class_names,
+                                                     num_features=settings.num_features,
+                                                     num_samples=settings.lime_samples, seeds=settings.seeds,
                                                      split=split)
-                       for i in range(min(n_explained, len(X_eval)))]
-    stab_low, stab_high = _bootstrap_mean(stabilities, n_resamples, np.random.default_rng(seed))
-    row.update(explanation_stability=float(np.mean(stabilities)) if stabilities else math.nan,
-               explanation_stability_low=stab_low, explanation_stability_high=stab_high,
-               n_explained=len(stabilities), lime_features=num_features,
-               train_seconds=math.nan if train_seconds is None else validation.non_negative("train_seconds",
-                                                                                            train_seconds))
-    return row
+                       for i in patients]
+    low, high = _bootstrap_mean(stabilities, evaluation.n_resamples, np.random.default_rng(evaluation.seed))
+    return dict(explanation_stability=float(np.mean(stabilities)) if stabilities else math.nan,
+                explanation_stability_low=low, explanation_stability_high=high, n_explained=len(stabilities),
+                lime_features=settings.num_features)
 
 
 def _modality(X: np.ndarray) -> str:
@@ -441,12 +786,7 @@ def _input_range(input_range: Any, modality: str, *arrays: np.ndarray) -> tuple[
         if modality == "table":
             return None, None
         input_range = (0.0, 1.0)
-    try:
-        low, high = (float(v) for v in input_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_range must be a pair (low, high) of numbers, got {input_range!r}") from None
-    if not low < high:
-        raise ValueError(f"input_range must have low < high, got {input_range!r}")
+    low, high = _pair("input_range", input_range)
     for X in arrays:
         if X.size and (X.min() < low or X.max() > high):
             raise ValueError(f"input_range must contain every input: ({low:g}, {high:g}) does not contain values in "
@@ -671,7 +1011,7 @@ def adaptive_attack(model: Any, x: Any, y: Any, eps: float, validator: InputVali
     eps = validation.non_negative("eps", eps)
     steps = validation.positive_int("steps", steps)
     restarts = validation.positive_int("restarts", restarts)
-    names = _attack_losses(losses, robustness.LOSSES)
+    names = _attack_losses(losses, robustness.LOSSES, "losses")
     alpha = robustness.default_step_size(eps, steps) if step_size is None else validation.positive("step_size", step_size)
     fn = robustness.logits_fn(model)
     rng = np.random.default_rng(validation.positive_int("seed", seed, minimum=0))

@@ -32,12 +32,24 @@ def fixture():
     return model, small, val
 
 
+#: The small audit of the module's fixture row (fast: few steps, few patients, two LIME seeds).
+TINY = dict(privacy=scorecard.PrivacyClaim(epsilon=3.0, delta=1e-4), threat=scorecard.ThreatModel(radius=0.3, steps=5),
+            explanations=scorecard.ExplanationAudit(n_explained=2, seeds=(0, 1), lime_samples=300),
+            evaluation=scorecard.Evaluation(n_robust=30, n_resamples=100, seed=0))
+
+
+def fast(radius=0.3, steps=5, n_robust=60, threshold=None, **threat):
+    """Settings for a quick audit without LIME: (threat, operating point, explanations, evaluation) as keywords."""
+    return dict(threat=scorecard.ThreatModel(radius=radius, steps=steps, **threat),
+                operating_point=scorecard.OperatingPoint(threshold=threshold),
+                explanations=scorecard.ExplanationAudit(n_explained=0),
+                evaluation=scorecard.Evaluation(n_robust=n_robust, n_resamples=20))
+
+
 @pytest.fixture(scope="module")
 def row(fixture):
     model, small, (X_val, y_val) = fixture
-    return scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, epsilon=3.0, delta=1e-4,
-                           robust_eps=0.3, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
-                           lime_samples=300, train_seconds=1.5, n_resamples=100, seed=0)
+    return scorecard.audit(model, small, name="tiny", **TINY, train_seconds=1.5, validation=(X_val, y_val))
 
 
 def test_audit_returns_every_column_in_range(row, fixture):
@@ -45,6 +57,7 @@ def test_audit_returns_every_column_in_range(row, fixture):
 
     model, small, (X_val, y_val) = fixture
     assert set(row) == set(scorecard.COLUMNS)
+    assert row["operating_point_set_on"] == "validation"
     for key in ("accuracy", "auc", "sensitivity", "specificity", "mia_auc"):
         assert 0 <= row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] <= 1, key
     assert row["accuracy"] > 0.85 and row["auc"] > 0.9  # WDBC is easy even for a tiny model
@@ -80,16 +93,15 @@ def test_audit_returns_every_column_in_range(row, fixture):
 
 def test_audit_is_reproducible_and_robustness_drops_with_eps(fixture, row):
     model, small, (X_val, y_val) = fixture
-    again = scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, epsilon=3.0, delta=1e-4,
-                            robust_eps=0.3, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
-                            lime_samples=300, train_seconds=1.5, n_resamples=100, seed=0)
+    again = scorecard.audit(model, small, name="tiny", validation=(X_val, y_val), train_seconds=1.5, **TINY)
     assert again == row
-    strong = scorecard.audit(model, small, threshold=0.5, robust_eps=1.5, attack_steps=5, n_robust=30,
-                             n_explained=0, n_resamples=20)
+    strong = scorecard.audit(model, small, **fast(radius=1.5, n_robust=30, threshold=0.5))
     assert strong["robust_accuracy"] < row["robust_accuracy"]
     assert strong["threshold"] == 0.5 and math.isnan(strong["target_sensitivity"])
     assert math.isinf(strong["epsilon"]) and math.isnan(strong["train_seconds"])
-    assert math.isnan(strong["explanation_stability"])
+    assert math.isnan(strong["explanation_stability"]) and strong["operating_point_set_on"] == "fixed"
+    unset = scorecard.audit(model, small, **fast(n_robust=10))
+    assert unset["threshold"] == 0.5 and unset["operating_point_set_on"] == "0.5 (no validation data)"
 
 
 def test_audit_robustness_is_the_worst_case_over_losses():
@@ -100,10 +112,10 @@ def test_audit_robustness_is_the_worst_case_over_losses():
     last = model.layers[-1]
     kernel, bias = last.get_weights()
     last.set_weights([kernel * 20.0, bias * 20.0])   # same decisions, logits 20 times larger (|z| up to ~550): saturated ce
-    common = dict(threshold=0.5, robust_eps=0.5, attack_steps=10, n_robust=60, n_explained=0, n_resamples=20)
-    both = scorecard.audit(model, small, **common)
-    ce = scorecard.audit(model, small, attack_losses="ce", **common)
-    margin = scorecard.audit(model, small, attack_losses=["margin"], **common)
+    common = dict(threshold=0.5, radius=0.5, steps=10, n_robust=60)
+    both = scorecard.audit(model, small, **fast(**common))
+    ce = scorecard.audit(model, small, **fast(losses="ce", **common))
+    margin = scorecard.audit(model, small, **fast(losses=["margin"], **common))
     assert (ce["attack_losses"], margin["attack_losses"], both["attack_losses"]) == ("ce", "margin", "ce+margin")
     assert both["robust_accuracy"] <= min(ce["robust_accuracy"], margin["robust_accuracy"])
     assert both["robust_accuracy"] < ce["robust_accuracy"] - 0.1   # ce alone overstates robustness
@@ -125,9 +137,8 @@ def test_audit_robust_sensitivity_is_measured_at_the_operating_point(fixture):
     """A low threshold calls more tumours malignant, so the attacker needs more to hide
     them: robust sensitivity at a low threshold is at least that at a high one."""
     model, small, _ = fixture
-    common = dict(robust_eps=0.3, attack_steps=5, n_robust=60, n_explained=0, n_resamples=20)
-    low = scorecard.audit(model, small, threshold=0.05, **common)
-    high = scorecard.audit(model, small, threshold=0.95, **common)
+    low = scorecard.audit(model, small, **fast(threshold=0.05))
+    high = scorecard.audit(model, small, **fast(threshold=0.95))
     assert low["n_robust_malignant"] == high["n_robust_malignant"] == int(small.y_test.sum())
     assert low["robust_sensitivity"] >= high["robust_sensitivity"] + 0.1
     assert low["robust_accuracy"] == high["robust_accuracy"]  # two-class accuracy at 0.5: the threshold plays no part
@@ -137,8 +148,8 @@ def test_audit_on_validation_patients_for_model_selection(fixture, row):
     from helpers import metrics, models
 
     model, small, (X_val, y_val) = fixture
-    sel = scorecard.audit(model, small, name="tiny", X_val=X_val, y_val=y_val, evaluate_on="validation",
-                          robust_eps=0.3, attack_steps=5, n_robust=200, n_explained=0, n_resamples=20)
+    sel = scorecard.audit(model, small, name="tiny", validation=(X_val, y_val),
+                          **{**fast(n_robust=200), "evaluation": scorecard.Evaluation("validation", 200, 20)})
     assert sel["evaluated_on"] == "validation" and sel["n_test"] == len(y_val) == sel["n_robust"]
     assert sel["threshold"] == row["threshold"]  # same operating point, chosen on validation
     assert sel["sensitivity"] >= 0.95  # met by construction on the patients that chose the threshold
@@ -146,10 +157,10 @@ def test_audit_on_validation_patients_for_model_selection(fixture, row):
     assert sel["auc"] == pytest.approx(metrics.roc_auc(y_val, p_val))
     with pytest.raises(ValueError, match="evaluated on the test patients"):
         scorecard.model_card(dict(row, evaluated_on="validation"), intended_use="a", data="b", limitations=[])
-    with pytest.raises(ValueError, match="needs X_val"):
-        scorecard.audit(model, small, evaluate_on="validation")
-    with pytest.raises(ValueError, match="evaluate_on"):
-        scorecard.audit(model, small, evaluate_on="train")
+    with pytest.raises(ValueError, match=r"needs validation=\(X_val, y_val\)"):
+        scorecard.audit(model, small, evaluation=scorecard.Evaluation(on="validation"))
+    with pytest.raises(ValueError, match="Evaluation.on"):
+        scorecard.Evaluation(on="train")
 
 
 def test_audit_refuses_validation_patients_counted_as_members(fixture):
@@ -158,7 +169,7 @@ def test_audit_refuses_validation_patients_counted_as_members(fixture):
     model, small, _ = fixture
     X_val, y_val = small.X_train[-20:], small.y_train[-20:]
     with pytest.raises(ValueError, match="X_val must not be in data.X_train: 20 of its 20 rows"):
-        scorecard.audit(model, small, X_val=X_val, y_val=y_val)
+        scorecard.audit(model, small, validation=(X_val, y_val))
 
 
 def test_audit_checks_the_output_layer_first(fixture):
@@ -167,14 +178,19 @@ def test_audit_checks_the_output_layer_first(fixture):
     _, small, _ = fixture
     sigmoid = tf.keras.Sequential([tf.keras.Input((30,)), tf.keras.layers.Dense(1, activation="sigmoid")])
     with pytest.raises(ValueError, match="model must return logits"):
-        scorecard.audit(sigmoid, small, n_explained=0)
+        scorecard.audit(sigmoid, small, explanations=scorecard.ExplanationAudit(n_explained=0))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epsilon": -1}, "epsilon"), ({"delta": 0}, "delta"), ({"robust_eps": -0.1}, "robust_eps"),
-    ({"attack_steps": 0}, "attack_steps"), ({"X_val": np.zeros((2, 30))}, "X_val and y_val"),
-    ({"name": ""}, "name"), ({"threshold": 1.5}, "threshold"), ({"attack_losses": ()}, "attack_losses"),
-    ({"attack_losses": ("ce", "l2")}, "attack_losses"), ({"attack_losses": 3}, "attack_losses"),
+    ({"validation": np.zeros((2, 30))}, r"validation must be None or a pair \(X_val, y_val\)"),
+    ({"validation": (np.zeros((2, 30)),)}, r"validation must be None or a pair"),
+    ({"validation": (np.zeros((2, 30)), np.zeros(3))}, "one label per row of X_val"),
+    ({"name": ""}, "name"), ({"train_seconds": -1.0}, "train_seconds"),
+    ({"privacy": {"epsilon": 3.0}}, r"privacy must be a scorecard.PrivacyClaim\(...\), got dict"),
+    ({"threat": scorecard.OperatingPoint()}, "threat must be a scorecard.ThreatModel"),
+    ({"operating_point": 0.5}, "operating_point must be a scorecard.OperatingPoint"),
+    ({"explanations": None}, "explanations must be a scorecard.ExplanationAudit"),
+    ({"evaluation": "validation"}, "evaluation must be a scorecard.Evaluation"),
 ])
 def test_audit_bad_input(fixture, kwargs, message):
     model, small, _ = fixture
@@ -182,6 +198,78 @@ def test_audit_bad_input(fixture, kwargs, message):
         scorecard.audit(model, small, **kwargs)
     with pytest.raises(ValueError, match="data must be a helpers.data.Split"):
         scorecard.audit(model, (small.X_train, small.y_train))
+
+
+#: Every settings field with a value outside its allowed range (the old audit keywords of issue 14-28 included).
+BAD_SETTINGS = [
+    (scorecard.PrivacyClaim, "epsilon", -1), (scorecard.PrivacyClaim, "epsilon", 0.0),
+    (scorecard.PrivacyClaim, "epsilon", math.nan), (scorecard.PrivacyClaim, "epsilon", -math.inf),
+    (scorecard.PrivacyClaim, "epsilon", "big"), (scorecard.PrivacyClaim, "delta", 0),
+    (scorecard.PrivacyClaim, "delta", 1.0), (scorecard.PrivacyClaim, "n_members", 0),
+    (scorecard.PrivacyClaim, "n_members", 2.5),
+    (scorecard.ThreatModel, "radius", -0.1), (scorecard.ThreatModel, "radius", math.inf),
+    (scorecard.ThreatModel, "steps", 0), (scorecard.ThreatModel, "steps", 1.5), (scorecard.ThreatModel, "restarts", 0),
+    (scorecard.ThreatModel, "losses", ()), (scorecard.ThreatModel, "losses", ("ce", "l2")),
+    (scorecard.ThreatModel, "losses", 3), (scorecard.ThreatModel, "input_range", (1.0, 0.0)),
+    (scorecard.ThreatModel, "input_range", (0.0,)), (scorecard.ThreatModel, "input_range", "ab"),
+    (scorecard.ThreatModel, "input_check", "reject everything"),
+    (scorecard.OperatingPoint, "target_sensitivity", 0.0), (scorecard.OperatingPoint, "target_sensitivity", 1.5),
+    (scorecard.OperatingPoint, "target_sensitivity", math.nan), (scorecard.OperatingPoint, "threshold", 0.0),
+    (scorecard.OperatingPoint, "threshold", 1.0), (scorecard.OperatingPoint, "threshold", 1.5),
+    (scorecard.OperatingPoint, "exact", 1), (scorecard.OperatingPoint, "exact", "yes"),
+    (scorecard.OperatingPoint, "at_operating_point", None), (scorecard.OperatingPoint, "cross_fit", 1),
+    (scorecard.OperatingPoint, "cross_fit", -1), (scorecard.OperatingPoint, "cross_fit", 2.0),
+    (scorecard.ExplanationAudit, "n_explained", -1), (scorecard.ExplanationAudit, "seeds", (0,)),
+    (scorecard.ExplanationAudit, "seeds", (0, 0)), (scorecard.ExplanationAudit, "seeds", (-1, 2)),
+    (scorecard.ExplanationAudit, "seeds", 3), (scorecard.ExplanationAudit, "lime_samples", 0),
+    (scorecard.ExplanationAudit, "num_features", 0), (scorecard.ExplanationAudit, "segment_fn", "slic"),
+    (scorecard.Evaluation, "on", "train"), (scorecard.Evaluation, "n_robust", 0),
+    (scorecard.Evaluation, "n_resamples", 5), (scorecard.Evaluation, "seed", -1),
+]
+
+
+@pytest.mark.parametrize("cls, field, value", BAD_SETTINGS,
+                         ids=[f"{c.__name__}.{f}={v!r}" for c, f, v in BAD_SETTINGS])
+def test_settings_refuse_each_bad_field_when_built(cls, field, value):
+    """Issue 28: a bad setting raises when its object is built, before any audit runs, and
+    the message names the field (with its class)."""
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(f"{cls.__name__}.{field}")):
+        cls(**{field: value})
+
+
+def test_settings_refuse_cross_fitting_a_fixed_threshold():
+    with pytest.raises(ValueError, match=r"OperatingPoint.cross_fit=2 needs a threshold chosen from"):
+        scorecard.OperatingPoint(threshold=0.3, cross_fit=2)
+
+
+def test_settings_defaults_are_the_old_audit_defaults_and_objects_are_frozen():
+    """The defaults of the 26 keywords the audit took before issue 28, field by field."""
+    assert dataclasses.astuple(scorecard.ThreatModel()) == (0.25, 20, 1, ("ce", "margin"), None, None)
+    assert dataclasses.astuple(scorecard.OperatingPoint()) == (0.95, None, False, False, 0)
+    assert dataclasses.astuple(scorecard.PrivacyClaim()) == (math.inf, 1e-5, None)
+    assert dataclasses.astuple(scorecard.ExplanationAudit()) == (3, (0, 1, 2), 1000, 5, None)
+    assert dataclasses.astuple(scorecard.Evaluation()) == ("test", 100, 500, 0)
+    import inspect
+
+    params = inspect.signature(scorecard.audit).parameters
+    assert len(params) <= 10
+    for key, cls in scorecard.SETTINGS.items():
+        assert params[key].default == cls()
+    # normalised when built: one loss name becomes a tuple, a list of seeds a tuple, numbers floats
+    assert scorecard.ThreatModel(losses="margin", radius=1).losses == ("margin",)
+    assert scorecard.ThreatModel(losses=["ce", "ce"]).losses == ("ce",)
+    assert scorecard.ThreatModel(input_range=[0, 1]).input_range == (0.0, 1.0)
+    assert scorecard.ExplanationAudit(seeds=[3, 4]).seeds == (3, 4)
+    for cls in scorecard.SETTINGS.values():
+        settings = cls()
+        name = dataclasses.fields(cls)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(settings, name, getattr(settings, name))
+    # a changed copy is checked again
+    with pytest.raises(ValueError, match="ThreatModel.steps"):
+        dataclasses.replace(scorecard.ThreatModel(), steps=0)
 
 
 def _row(name, **changes):
@@ -349,11 +437,16 @@ def test_readme_audit_snippet_runs_as_written():
     exec(compile(block, "README.md (Audit your own model)", "exec"), namespace)
     row, card, split = namespace["row"], namespace["card"], namespace["split"]
     assert set(row) == set(scorecard.COLUMNS) and row["evaluated_on"] == "test"
+    # issue 28: chosen on a validation row (each patient at a threshold the other half set), reported on test
+    selection, decision = namespace["selection"], namespace["decision"]
+    assert selection["evaluated_on"] == "validation" and decision.chosen == "my model"
+    assert selection["operating_point_set_on"] == "other folds (k=2)" and row["operating_point_set_on"] == "validation"
+    assert selection["threshold"] == row["threshold"]   # the deployed threshold: chosen on all validation patients
     assert row["n_members"] == min(len(namespace["X_fit"]), len(split.X_test))
     assert "## Model card: my model" in card
     # and the misuse the README warns about raises instead of auditing silently
     with pytest.raises(ValueError, match="X_val must not be in data.X_train"):
-        scorecard.audit(namespace["model"], split, X_val=namespace["X_val"], y_val=namespace["y_val"])
+        scorecard.audit(namespace["model"], split, validation=(namespace["X_val"], namespace["y_val"]))
 
 
 def test_plausibility_checks_pass_real_records_and_catch_impossible_ones():
@@ -390,18 +483,18 @@ def test_audit_with_input_validation_as_a_defence():
     import numpy as np
 
     model, small, d = small_wdbc_model()
-    common = dict(threshold=0.5, robust_eps=1.0, attack_steps=10, n_robust=40, n_explained=0, n_resamples=20)
-    reject_all = scorecard.audit(model, small, input_check=lambda X: np.ones(len(X), bool), **common)
-    reject_none = scorecard.audit(model, small, input_check=lambda X: np.zeros(len(X), bool), **common)
-    clean = scorecard.audit(model, small, robust_eps=0.0, **{k: v for k, v in common.items() if k != "robust_eps"})
+    common = dict(threshold=0.5, radius=1.0, steps=10, n_robust=40)
+    reject_all = scorecard.audit(model, small, **fast(input_check=lambda X: np.ones(len(X), bool), **common))
+    reject_none = scorecard.audit(model, small, **fast(input_check=lambda X: np.zeros(len(X), bool), **common))
+    clean = scorecard.audit(model, small, **fast(**{**common, "radius": 0.0}))
     assert reject_all["validated_robust_accuracy"] == pytest.approx(clean["robust_accuracy"])
     assert reject_all["attacks_rejected"] == 1.0 and reject_all["validated_attack"] == "plain"
     assert reject_none["attacks_rejected"] == 0.0
     assert reject_none["validated_robust_accuracy"] <= reject_none["robust_accuracy"] + 1 / 40
-    plain = scorecard.audit(model, small, **common)
+    plain = scorecard.audit(model, small, **fast(**common))
     assert math.isnan(plain["validated_robust_accuracy"]) and math.isnan(plain["attacks_rejected"])
     with pytest.raises(ValueError, match="input_check"):
-        scorecard.audit(model, small, input_check=lambda X: np.ones(3, bool), **common)
+        scorecard.audit(model, small, **fast(input_check=lambda X: np.ones(3, bool), **common))
     card = scorecard.model_card(reject_all, intended_use="test", data="WDBC", limitations=["small"])
     assert "input validation" in card and "not flipped by any attack record that passes the checks" in card
 
@@ -429,10 +522,9 @@ def test_adaptive_attack_stays_within_the_ball_and_the_checks():
     assert np.array_equal(records[~flipped], x[~flipped])
     clean_wrong = predict_proba(model, x).argmax(axis=1) != y
     assert np.all(flipped[clean_wrong])   # real records pass the checks: a clean error is an error
-    common = dict(threshold=0.5, robust_eps=0.5, attack_steps=20, attack_restarts=2, n_robust=40, n_explained=0,
-                  n_resamples=20)
-    adaptive = scorecard.audit(model, small, input_check=check, **common)
-    plain = scorecard.audit(model, small, input_check=lambda X: check(X), **common)
+    common = dict(threshold=0.5, radius=0.5, steps=20, restarts=2, n_robust=40)
+    adaptive = scorecard.audit(model, small, **fast(input_check=check, **common))
+    plain = scorecard.audit(model, small, **fast(input_check=lambda X: check(X), **common))
     assert adaptive["validated_attack"] == "adaptive" and plain["validated_attack"] == "plain"
     assert adaptive["validated_robust_accuracy"] <= plain["validated_robust_accuracy"]
     assert adaptive["validated_robust_accuracy"] <= adaptive["robust_accuracy"] + 3 / 40
@@ -503,22 +595,24 @@ def image_fixture():
 
 def test_audit_audits_an_image_model(image_fixture):
     model, small, (X_val, y_val) = image_fixture
-    kwargs = dict(X_val=X_val, y_val=y_val, attack_steps=5, n_robust=30, n_explained=2, explain_seeds=(0, 1),
-                  lime_samples=200, n_resamples=100, seed=0)
-    clean = scorecard.audit(model, small, name="cnn", robust_eps=0.0, **kwargs)
-    attacked = scorecard.audit(model, small, name="cnn", robust_eps=8 / 255, **kwargs)
+    kwargs = dict(validation=(X_val, y_val), explanations=scorecard.ExplanationAudit(n_explained=2, seeds=(0, 1),
+                                                                                    lime_samples=200),
+                  evaluation=scorecard.Evaluation(n_robust=30, n_resamples=100, seed=0))
+    clean = scorecard.audit(model, small, name="cnn", threat=scorecard.ThreatModel(radius=0.0, steps=5), **kwargs)
+    attacked = scorecard.audit(model, small, name="cnn", threat=scorecard.ThreatModel(radius=8 / 255, steps=5),
+                               **kwargs)
     assert clean["modality"] == attacked["modality"] == "image" and set(scorecard.COLUMNS) <= set(attacked)
     assert 0.5 < clean["auc"] <= 1 and clean["n_test"] == 50 and clean["n_members"] == 50
     assert clean["robust_accuracy"] <= 1 and attacked["robust_accuracy"] < clean["robust_accuracy"]
     assert attacked["robust_sensitivity"] <= clean["robust_sensitivity"]
     assert 0 <= attacked["explanation_stability"] <= 1 and attacked["lime_features"] == 5
     # the attack keeps grey levels in [0, 1]: an impossible range is refused before anything slow runs
-    with pytest.raises(ValueError, match="input_range"):
-        scorecard.audit(model, small, input_range=(0.0, 0.5), **kwargs)
-    with pytest.raises(ValueError, match="input_range"):
-        scorecard.audit(model, small, input_range=(1.0, 0.0), **kwargs)
-    with pytest.raises(ValueError, match="segment_fn"):
-        scorecard.audit(model, small, segment_fn="slic", **kwargs)
+    with pytest.raises(ValueError, match="input_range must contain every input"):
+        scorecard.audit(model, small, threat=scorecard.ThreatModel(input_range=(0.0, 0.5)), **kwargs)
+    with pytest.raises(ValueError, match="ThreatModel.input_range must have low < high"):
+        scorecard.ThreatModel(input_range=(1.0, 0.0))
+    with pytest.raises(ValueError, match="ExplanationAudit.segment_fn"):
+        scorecard.ExplanationAudit(segment_fn="slic")
     flat = dataclasses.replace(small, X_train=small.X_train[..., 0], X_test=small.X_test[..., 0])
     with pytest.raises(ValueError, match="X_train"):
         scorecard.audit(model, flat, **kwargs)
@@ -534,9 +628,11 @@ def test_image_audit_uses_the_given_superpixels(image_fixture):
         calls.append(image.shape)
         return explain.grid_segments((32, 32), patch=8)
 
-    row = scorecard.audit(model, small, X_val=X_val, y_val=y_val, robust_eps=2 / 255, attack_steps=3, n_robust=10,
-                          n_explained=2, explain_seeds=(0, 1), lime_samples=100, n_resamples=50,
-                          segment_fn=grid)
+    row = scorecard.audit(model, small, validation=(X_val, y_val),
+                          threat=scorecard.ThreatModel(radius=2 / 255, steps=3),
+                          explanations=scorecard.ExplanationAudit(n_explained=2, seeds=(0, 1), lime_samples=100,
+                                                                  segment_fn=grid),
+                          evaluation=scorecard.Evaluation(n_robust=10, n_resamples=50))
     assert calls == [(32, 32, 1), (32, 32, 1)] and row["n_explained"] == 2
 
 
@@ -565,17 +661,19 @@ def test_at_threshold_is_exact_for_saturated_models_and_refuses_0_and_1(fixture)
 
 
 def test_audit_robust_accuracy_at_the_operating_point_is_opt_in(fixture):
-    """robust_at_operating_point=True measures robust accuracy at the operating point:
+    """OperatingPoint(at_operating_point=True) measures robust accuracy at the operating point:
     at a threshold near 0 every benign patient is one push from 'malignant', so the
     robust accuracy falls; the default stays two-class accuracy at 0.5."""
     model, small, _ = fixture
-    common = dict(robust_eps=0.3, attack_steps=5, n_robust=60, n_explained=0, n_resamples=20, threshold=0.02)
+    common = fast(threshold=0.02)
     default = scorecard.audit(model, small, **common)
-    at_op = scorecard.audit(model, small, robust_at_operating_point=True, **common)
+    at_op = scorecard.audit(model, small, **{**common, "operating_point": scorecard.OperatingPoint(
+        threshold=0.02, at_operating_point=True)})
     assert default["robust_threshold"] == 0.5 and at_op["robust_threshold"] == 0.02
     assert not default["threshold_clamped"] and not at_op["threshold_clamped"]
-    clamped = scorecard.audit(model, small, **{**common, "threshold": 1e-9})
-    exact = scorecard.audit(model, small, exact_threshold=True, **{**common, "threshold": 1e-9})
+    clamped = scorecard.audit(model, small, **fast(threshold=1e-9))
+    exact = scorecard.audit(model, small, **{**common, "operating_point": scorecard.OperatingPoint(
+        threshold=1e-9, exact=True)})
     assert clamped["threshold_clamped"] and not exact["threshold_clamped"]
     assert at_op["robust_accuracy"] < default["robust_accuracy"]
     assert at_op["robust_sensitivity"] == default["robust_sensitivity"]
@@ -619,3 +717,86 @@ def test_decide_refuses_a_constant_classifier():
     decision = scorecard.decide([constant, fair], reqs, rule="not_refuted", min_class_rate=0.5)
     assert decision.chosen == "fair"
     assert decision.failures["everyone benign"][0].startswith("degenerate: sensitivity 0")
+
+
+# --------------------------------------------------------------------------- issue 28: cross-fitted operating point
+
+def _on_validation(operating_point, **threat):
+    return dict(threat=scorecard.ThreatModel(radius=0.3, steps=5, **threat), operating_point=operating_point,
+                explanations=scorecard.ExplanationAudit(n_explained=0),
+                evaluation=scorecard.Evaluation(on="validation", n_robust=200, n_resamples=20))
+
+
+def test_cross_fit_judges_each_validation_patient_at_a_threshold_the_other_folds_set(fixture):
+    """OperatingPoint(cross_fit=2) on validation rows: every patient is called at the threshold
+    chosen on the other fold (recomputed here from the folds), so the validation sensitivity
+    is no longer met by construction; the AUC and the deployed threshold do not move."""
+    from helpers import metrics, models, robustness
+
+    model, small, (X_val, y_val) = fixture
+    plain = scorecard.audit(model, small, validation=(X_val, y_val), **_on_validation(scorecard.OperatingPoint()))
+    crossed = scorecard.audit(model, small, validation=(X_val, y_val),
+                              **_on_validation(scorecard.OperatingPoint(cross_fit=2)))
+    p = models.predict_proba(model, X_val)[:, 1]
+    fold, thresholds = scorecard.cross_fit_thresholds(y_val, p, 0.95, 2, seed=0)
+    # the folds: a stratified partition into 2 (each class split as evenly as it can be)
+    assert set(fold.tolist()) == {0, 1}
+    for label in (0, 1):
+        sizes = np.bincount(fold[y_val == label], minlength=2)
+        assert abs(sizes[0] - sizes[1]) <= 1
+    # (a) each fold's threshold comes from the other fold alone, and each patient is called at its fold's
+    for f in (0, 1):
+        assert thresholds[f] == metrics.threshold_for_sensitivity(y_val[fold != f], p[fold != f], 0.95)
+    called = p >= np.array([thresholds[f] for f in fold])
+    tp, fn = int(np.sum(called & (y_val == 1))), int(np.sum(~called & (y_val == 1)))
+    tn, fp = int(np.sum(~called & (y_val == 0))), int(np.sum(called & (y_val == 0)))
+    assert crossed["sensitivity"] == tp / (tp + fn) and crossed["specificity"] == tn / (tn + fp)
+    assert crossed["accuracy"] == (tp + tn) / len(y_val)
+    assert crossed["ppv"] == tp / (tp + fp) and crossed["npv"] == tn / (tn + fn)
+    assert (crossed["sensitivity_low"], crossed["sensitivity_high"]) == metrics.wilson_interval(tp, tp + fn)
+    assert crossed["auc"] == plain["auc"] and crossed["auc_low"] == plain["auc_low"]
+    assert crossed["threshold"] == plain["threshold"] == metrics.threshold_for_sensitivity(y_val, p, 0.95)
+    # (b) not forced: without cross-fitting the validation sensitivity meets 0.95 by construction, here it does not
+    assert plain["sensitivity"] >= 0.95 and crossed["sensitivity"] < 0.95
+    # (c) the row says which patients set the operating point of its figures
+    assert plain["operating_point_set_on"] == "validation"
+    assert crossed["operating_point_set_on"] == "other folds (k=2)"
+    # the robust sensitivity attacks each fold's malignant patients at that fold's threshold
+    attack = dict(attack="pgd", losses=("ce", "margin"), nb_iter=5, restarts=1, seed=0, clip_min=None, clip_max=None)
+    kept = 0
+    for f in (0, 1):
+        mal = (fold == f) & (y_val == 1)
+        share = robustness.robust_accuracy(scorecard.at_threshold(model, thresholds[f]), X_val[mal], y_val[mal],
+                                           [0.3], **attack)[0]
+        kept += round(share * mal.sum())
+    assert crossed["n_robust_malignant"] == int(y_val.sum())
+    assert crossed["robust_sensitivity"] == kept / y_val.sum()
+    # two-class robust accuracy at 0.5 has no threshold to cross-fit; at the operating point, each fold at its own
+    assert crossed["robust_accuracy"] == plain["robust_accuracy"] and crossed["robust_threshold"] == 0.5
+    at_op = scorecard.audit(model, small, validation=(X_val, y_val),
+                            **_on_validation(scorecard.OperatingPoint(cross_fit=2, at_operating_point=True)))
+    assert math.isnan(at_op["robust_threshold"]) and at_op["robust_sensitivity"] == crossed["robust_sensitivity"]
+
+
+def test_cross_fit_changes_nothing_on_test_rows(fixture):
+    """(d) the test patients never set the threshold: cross_fit leaves a test row as it was."""
+    model, small, (X_val, y_val) = fixture
+    rows = [scorecard.audit(model, small, validation=(X_val, y_val), **{
+        **_on_validation(scorecard.OperatingPoint(cross_fit=k)), "evaluation": scorecard.Evaluation(n_robust=20,
+                                                                                                   n_resamples=20)})
+            for k in (0, 2)]
+    assert rows[0] == rows[1] and rows[1]["operating_point_set_on"] == "validation"
+
+
+def test_cross_fit_refuses_a_fold_without_malignant_patients_to_set_its_threshold(fixture):
+    """(e) one malignant validation patient cannot set a threshold for the fold that holds it."""
+    model, small, (X_val, y_val) = fixture
+    keep = np.concatenate([np.flatnonzero(y_val == 0), np.flatnonzero(y_val == 1)[:1]])
+    with pytest.raises(ValueError, match="cross_fit=2: the threshold of fold . is set on the other folds, which hold "
+                                         "no malignant patient"):
+        scorecard.audit(model, small, validation=(X_val[keep], y_val[keep]),
+                        **_on_validation(scorecard.OperatingPoint(cross_fit=2)))
+    with pytest.raises(ValueError, match="folds"):
+        scorecard.cross_fit_thresholds(y_val, np.linspace(0, 1, len(y_val)), 0.95, 1)
+    with pytest.raises(ValueError, match="scores"):
+        scorecard.cross_fit_thresholds(y_val, np.ones(3), 0.95, 2)
