@@ -100,7 +100,8 @@ COLUMNS: dict[str, str] = {
     "n_robust_malignant": "malignant patients among those attacked",
     "validated_robust_accuracy": ("with input validation as a defence (``ThreatModel.input_check``): share of the "
                                   "attacked patients that no attack record passing the checks flips, nor the clean "
-                                  "record (nan: no checks given); against the attack of ``validated_attack``"),
+                                  "record (nan: no checks given); against the attack of ``validated_attack``, at "
+                                  "the same threshold(s) as ``robust_accuracy``"),
     "validated_attack": ("'adaptive': PGD projected onto the checks (an InputValidator); 'plain': PGD that ignores "
                          "them (an upper bound only); 'none': no checks given"),
     "validated_robust_accuracy_low": "95 % Wilson interval, lower end", "validated_robust_accuracy_high": "upper end",
@@ -451,7 +452,7 @@ def at_threshold(model: Any, threshold: float, *, clamp: bool = True) -> Any:
     used = asked if not clamp else min(max(asked, CLAMP_RANGE[0]), CLAMP_RANGE[1])
     shift = threshold_logit(used)
 
-    def shifted(x):
+    def shifted(x, training=False):   # a callable model: helpers.models.predict_proba works on it too
         z = model(x, training=False)
         if z.shape[-1] == 1:
             return z - shift
@@ -733,11 +734,14 @@ def _robustness(model: Any, X: np.ndarray, y: np.ndarray, point: _Point, threat:
         rs_low, rs_high = metrics.wilson_interval(found, malignant.size)
     validated = rejected = val_low = val_high = math.nan
     validated_attack = "none"
-    if threat.input_check is not None:
-        validated, rejected, validated_attack = _validated_robustness(
-            model, X[idx], y[idx], threat.radius, threat.input_check, threat.losses, threat.steps, threat.restarts,
-            evaluation.seed, clip)
-        val_low, val_high = metrics.wilson_interval(int(round(validated * len(idx))), len(idx))
+    if threat.input_check is not None:   # at the same threshold(s) as the robust accuracy
+        counts = [_validated_robustness(f, X[part], y[part], threat.radius, threat.input_check, threat.losses,
+                                        threat.steps, threat.restarts, evaluation.seed, clip)
+                  for f, part in (shifted if settings.at_operating_point else [(model, idx)]) if part.size]
+        defended, n_rejected, n_flipped = (sum(c[i] for c in counts) for i in range(3))
+        validated, validated_attack = defended / len(idx), counts[0][3]
+        rejected = n_rejected / n_flipped if n_flipped else math.nan
+        val_low, val_high = metrics.wilson_interval(defended, len(idx))
     low, high = metrics.wilson_interval(robust, len(idx))
     return dict(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
                 validated_robust_accuracy_high=val_high, attacks_rejected=rejected, validated_attack=validated_attack,
@@ -808,9 +812,9 @@ def _image_stability(model: Any, image: np.ndarray, segment_fn: Callable | None,
 
 def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, input_check: Callable,
                           losses: Sequence[str], steps: int, restarts: int, seed: int,
-                          clip: tuple[Any, Any] = (None, None)) -> tuple[float, float, str]:
-    """(validated robust accuracy, share of the patients flipped by plain PGD whose every
-    flipping record the checks reject, which attack measured the first).
+                          clip: tuple[Any, Any] = (None, None)) -> tuple[int, int, int, str]:
+    """(patients defended, patients flipped by plain PGD whose every flipping record the
+    checks reject, patients flipped by plain PGD, which attack measured the first).
 
     Plain L∞ PGD (every loss and restart) ignores the checks: the share it leaves to be
     rejected measures the checks as a data-quality filter. Validated robust accuracy is
@@ -827,9 +831,10 @@ def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, 
     clean_wrong = predict_proba(model, x).argmax(axis=1) != y
     flipped = np.zeros(len(y), dtype=bool)
     passed_flip = clean_wrong.copy()
-    for restart in range(restarts):
+    rng = np.random.default_rng(seed)   # the attempts of robustness.robust_accuracy, in its order
+    for _ in range(restarts):
         for loss in losses:
-            adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=seed + restart, loss=loss,
+            adv = robustness.pgd(model, x, y, eps, nb_iter=steps, seed=rng, loss=loss,
                                  clip_min=clip[0], clip_max=clip[1])
             flips = predict_proba(model, adv).argmax(axis=1) != y
             rejected = np.asarray(input_check(adv), dtype=bool).reshape(-1)
@@ -837,12 +842,12 @@ def _validated_robustness(model: Any, x: np.ndarray, y: np.ndarray, eps: float, 
                 raise ValueError(f"input_check must return one bool per record ({len(y)}), got shape {rejected.shape}")
             flipped |= flips & ~clean_wrong
             passed_flip |= flips & ~rejected
-    share_rejected = float(np.mean(~passed_flip[flipped])) if flipped.any() else math.nan
+    n_rejected, n_flipped = int(np.sum(~passed_flip[flipped])), int(flipped.sum())
     if isinstance(input_check, InputValidator):
         adaptive, _ = adaptive_attack(model, x, y, eps, input_check, steps=steps, restarts=restarts, losses=losses,
                                       seed=seed)
-        return float(np.mean(~(adaptive | clean_wrong))), share_rejected, "adaptive"
-    return float(np.mean(~passed_flip)), share_rejected, "plain"
+        return int(np.sum(~(adaptive | clean_wrong))), n_rejected, n_flipped, "adaptive"
+    return int(np.sum(~passed_flip)), n_rejected, n_flipped, "plain"
 
 
 # --------------------------------------------------------------------------- input validation

@@ -800,3 +800,19 @@ def test_cross_fit_refuses_a_fold_without_malignant_patients_to_set_its_threshol
         scorecard.cross_fit_thresholds(y_val, np.linspace(0, 1, len(y_val)), 0.95, 1)
     with pytest.raises(ValueError, match="scores"):
         scorecard.cross_fit_thresholds(y_val, np.ones(3), 0.95, 2)
+
+
+@pytest.mark.parametrize("point", [scorecard.OperatingPoint(at_operating_point=True, cross_fit=2),
+                                   scorecard.OperatingPoint(at_operating_point=True, exact=True),
+                                   scorecard.OperatingPoint()])
+def test_validated_robustness_is_measured_at_the_threshold_of_robust_accuracy(fixture, point):
+    """Issue 28: input checks that reject nothing leave exactly the robust accuracy, whichever
+    operating point it is measured at (0.5, the deployed threshold, or each fold's own)."""
+    model, small, (X_val, y_val) = fixture
+    kwargs = _on_validation(point)
+    kwargs["threat"] = dataclasses.replace(kwargs["threat"], input_check=lambda X: np.zeros(len(X), dtype=bool))
+    row = scorecard.audit(model, small, validation=(X_val, y_val), **kwargs)
+    assert row["validated_attack"] == "plain"
+    assert row["validated_robust_accuracy"] == pytest.approx(row["robust_accuracy"])
+    assert (row["validated_robust_accuracy_low"], row["validated_robust_accuracy_high"]) == pytest.approx(
+        (row["robust_accuracy_low"], row["robust_accuracy_high"]))
