@@ -448,18 +448,25 @@ def at_threshold(model: Any, threshold: float, *, clamp: bool = True) -> Any:
     threshold attacks another operating point than the model's: prefer ``clamp=False``."""
     import tensorflow as tf
 
-    asked = validation.fraction("threshold", threshold)
-    used = asked if not clamp else min(max(asked, CLAMP_RANGE[0]), CLAMP_RANGE[1])
-    shift = threshold_logit(used)
+    shift = tf.Variable(0.0, dtype=tf.float64, trainable=False)
 
     def shifted(x, training=False):   # a callable model: helpers.models.predict_proba works on it too
         z = model(x, training=False)
         if z.shape[-1] == 1:
-            return z - shift
-        return z - tf.constant([[0.0, shift]], dtype=z.dtype)
+            return z - tf.cast(shift, z.dtype)
+        return z - tf.cast(tf.stack([tf.constant(0.0, tf.float64), shift])[None, :], z.dtype)
 
-    shifted.threshold, shifted.threshold_used, shifted.clamped = asked, used, used != asked  # type: ignore[attr-defined]
-    return shifted
+    def retarget(new_threshold: float) -> Any:
+        """Move this function to another threshold (same clamping); returns it. The shift is
+        a variable, so functions TensorFlow traced for it (attacks) serve every threshold."""
+        asked = validation.fraction("threshold", new_threshold)
+        used = asked if not clamp else min(max(asked, CLAMP_RANGE[0]), CLAMP_RANGE[1])
+        shift.assign(threshold_logit(used))
+        shifted.threshold, shifted.threshold_used, shifted.clamped = asked, used, used != asked  # type: ignore[attr-defined]
+        return shifted
+
+    shifted.retarget = retarget  # type: ignore[attr-defined]
+    return retarget(threshold)
 
 
 def _bootstrap_mean(values: Sequence[float], n_resamples: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -720,24 +727,28 @@ def _robustness(model: Any, X: np.ndarray, y: np.ndarray, point: _Point, threat:
         share = float(robustness.robust_accuracy(attacked, X[part], y[part], [threat.radius], **attack)[0])
         return int(round(share * part.size))
 
-    shifted = [(at_threshold(model, t, clamp=not settings.exact), part) for t, part in point.groups(idx)]
+    groups = point.groups(idx)
+    moved = at_threshold(model, groups[0][0], clamp=not settings.exact)   # one function, moved fold by fold
+    clamped = any(bool(moved.retarget(t).clamped) for t, _ in groups)
     if settings.at_operating_point:
-        robust = sum(kept(f, part) for f, part in shifted)
-        robust_threshold = float(shifted[0][0].threshold_used) if len(shifted) == 1 else math.nan
+        robust = sum(kept(moved.retarget(t), part) for t, part in groups)
+        robust_threshold = float(moved.retarget(groups[0][0]).threshold_used) if len(groups) == 1 else math.nan
     else:
         robust, robust_threshold = kept(model, idx), 0.5
     malignant = idx[y[idx] == 1]
     robust_sens = rs_low = rs_high = math.nan
     if malignant.size:
-        found = sum(kept(f, part[y[part] == 1]) for f, part in shifted)
+        found = sum(kept(moved.retarget(t), part[y[part] == 1]) for t, part in groups)
         robust_sens = found / malignant.size
         rs_low, rs_high = metrics.wilson_interval(found, malignant.size)
     validated = rejected = val_low = val_high = math.nan
     validated_attack = "none"
     if threat.input_check is not None:   # at the same threshold(s) as the robust accuracy
-        counts = [_validated_robustness(f, X[part], y[part], threat.radius, threat.input_check, threat.losses,
-                                        threat.steps, threat.restarts, evaluation.seed, clip)
-                  for f, part in (shifted if settings.at_operating_point else [(model, idx)]) if part.size]
+        parts = groups if settings.at_operating_point else [(None, idx)]
+        counts = [_validated_robustness(model if t is None else moved.retarget(t), X[part], y[part], threat.radius,
+                                        threat.input_check, threat.losses, threat.steps, threat.restarts,
+                                        evaluation.seed, clip)
+                  for t, part in parts if part.size]
         defended, n_rejected, n_flipped = (sum(c[i] for c in counts) for i in range(3))
         validated, validated_attack = defended / len(idx), counts[0][3]
         rejected = n_rejected / n_flipped if n_flipped else math.nan
@@ -746,7 +757,7 @@ def _robustness(model: Any, X: np.ndarray, y: np.ndarray, point: _Point, threat:
     return dict(validated_robust_accuracy=validated, validated_robust_accuracy_low=val_low,
                 validated_robust_accuracy_high=val_high, attacks_rejected=rejected, validated_attack=validated_attack,
                 robust_eps=threat.radius, robust_accuracy=robust / len(idx), robust_threshold=robust_threshold,
-                threshold_clamped=any(bool(f.clamped) for f, _ in shifted), robust_accuracy_low=low,
+                threshold_clamped=clamped, robust_accuracy_low=low,
                 robust_accuracy_high=high, robust_sensitivity=robust_sens, robust_sensitivity_low=rs_low,
                 robust_sensitivity_high=rs_high, n_robust_malignant=int(malignant.size), attack_steps=threat.steps,
                 attack_restarts=threat.restarts, attack_losses="+".join(threat.losses), n_robust=len(idx))
