@@ -1483,7 +1483,11 @@ def model_card(row: dict[str, Any], *, intended_use: str, data: str, limitations
         + (", so this value is no evidence either way." if row["empirical_epsilon"] <= 1e-9
            else ", so a small value is no evidence of privacy."),
         "",
-        f"**Robustness.** Accuracy {_ci(row, 'robust_accuracy')} on {row['n_robust']} test patients under an L∞ PGD "
+        f"**Robustness.** Accuracy {_ci(row, 'robust_accuracy')} on {row['n_robust']} test patients"
+        + ("" if row["robust_threshold"] == 0.5 else
+           f", called at the operating point {row['robust_threshold']:.3f}," if math.isfinite(row["robust_threshold"])
+           else ", each called at its own fold's operating point,")
+        + f" under an L∞ PGD "
         f"attack of radius {row['robust_eps']:g} ({input_units}), {row['attack_steps']} steps, "
         f"{row['attack_restarts']} random start(s), {_losses_text(row['attack_losses'])} (a patient counts as robust "
         f"only if no loss and no start flips it); the attacker knows the weights (white box).",
