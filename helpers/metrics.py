@@ -513,6 +513,20 @@ def calibration(y_true: Any, logits: Any, n_resamples: int = 1000, confidence: f
     return Calibration(Estimate(intercept, low_a, high_a), Estimate(_logistic_fit(y, z)[1], low_b, high_b), False)
 
 
+def stratified_folds(y_true: Any, folds: int, rng: Any = 0) -> np.ndarray:
+    """Each patient's fold in ``0 .. folds - 1``, stratified: the patients of each class (0
+    first, then 1), in an order drawn from ``rng`` (a seed or a Generator), are dealt to the
+    folds in turn, so every fold holds a near-equal share of each class."""
+    y = np.asarray(y_true).reshape(-1)
+    folds = validation.positive_int("folds", folds, minimum=2)
+    gen = validation.rng_from(rng)
+    fold = np.zeros(y.size, dtype=int)
+    for label in (0, 1):
+        members = gen.permutation(np.flatnonzero(y == label))
+        fold[members] = np.arange(members.size) % folds
+    return fold
+
+
 def cross_fitted_recalibration(y_true: Any, logits: Any, folds: int = 2, penalty: float = 1.0,
                                rng: Any = 0) -> np.ndarray:
     """Recalibrated probabilities ``sigmoid(a + b z)``, each patient's from a logistic
@@ -530,11 +544,7 @@ def cross_fitted_recalibration(y_true: Any, logits: Any, folds: int = 2, penalty
     if folds > min(int(y.sum()), int((1 - y).sum())):
         raise ValueError(f"folds must be at most the size of the smaller class ({min(int(y.sum()), int((1 - y).sum()))}), "
                          f"got {folds}")
-    gen = validation.rng_from(rng)
-    fold = np.empty(y.size, dtype=int)
-    for label in (0, 1):
-        idx = np.flatnonzero(y == label)
-        fold[gen.permutation(idx)] = np.arange(idx.size) % folds
+    fold = stratified_folds(y, folds, rng)
     out = np.empty(y.size)
     for k in range(folds):
         a, b = _logistic_fit(y[fold != k], z[fold != k], penalty=penalty)

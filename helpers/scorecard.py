@@ -500,11 +500,7 @@ def cross_fit_thresholds(y_true: Any, scores: Any, target: float, folds: int,
     if len(s) != len(y):
         raise ValueError(f"scores must have one value per label ({len(y)}), got {len(s)}")
     folds = validation.positive_int("folds", folds, minimum=2)
-    rng = np.random.default_rng(validation.positive_int("seed", seed, minimum=0))
-    fold = np.zeros(len(y), dtype=int)
-    for label in (0, 1):
-        members = rng.permutation(np.flatnonzero(y == label))
-        fold[members] = np.arange(members.size) % folds
+    fold = metrics.stratified_folds(y, folds, validation.positive_int("seed", seed, minimum=0))
     for f in range(folds):
         for label, kind in ((1, "malignant"), (0, "benign")):
             if not np.any(y[fold != f] == label):
